@@ -1,0 +1,105 @@
+"""External input x(t): constant, zero-order hold on a grid, or a callable.
+
+``x`` is turned into the model's *drive* once, before integration: for a grid
+the time-local ``model.input_drive`` is applied to the whole ``(B, T, n_in)``
+sequence in one batched call, so the time loop only indexes into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .models.base import Model
+
+
+@dataclass(frozen=True)
+class InputSignal:
+    """A validated input: ``kind`` is "constant", "grid" or "callable"."""
+
+    kind: str
+    value: Tensor | Callable[[Tensor], Tensor]
+    batch_size: int | None
+    grid: Tensor  # the output times t the grid samples refer to
+
+    @property
+    def jump_times(self) -> Tensor:
+        """Times where a zero-order-hold input may switch (the grid after its start)."""
+        if self.kind == "grid":
+            return self.grid[1:]
+        return self.grid[:0]
+
+
+def _check_tensor(x: Tensor, model: Model) -> None:
+    if x.device != model.device or (x.dtype != model.dtype and torch.is_floating_point(x)):
+        raise ValueError(
+            f"x is on {x.device} with dtype {x.dtype} but the model's parameters are on "
+            f"{model.device} with dtype {model.dtype}; pass x.to(device={str(model.device)!r}, dtype={model.dtype})"
+        )
+    if not torch.is_floating_point(x):
+        raise TypeError(f"x must be a floating-point tensor; got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf; clean the input before simulating")
+
+
+def as_input(x: Tensor | Callable | None, t: Tensor, model: Model, batch_size: int | None) -> InputSignal:
+    """Validate ``x`` against ``t`` and ``model.n_in`` and wrap it."""
+    n_in = model.n_in
+    if x is None:
+        zeros = torch.zeros(batch_size or 1, n_in, device=model.device, dtype=model.dtype)
+        return InputSignal("constant", zeros, batch_size, t)
+    if callable(x) and not isinstance(x, Tensor):
+        sample = x(t[0])
+        if not isinstance(sample, Tensor) or sample.dim() != 2 or sample.shape[-1] != n_in:
+            got = tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__
+            raise ValueError(f"callable x(t) must return a (B, n_in={n_in}) tensor; got {got}")
+        _check_tensor(sample, model)
+        return InputSignal("callable", x, sample.shape[0], t)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor, a callable x(t) or None; got {type(x).__name__}")
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() not in (2, 3):
+        raise ValueError(f"x must be (B, T, n_in) or (B, n_in); got shape {tuple(x.shape)}")
+    if x.shape[-1] != n_in:
+        raise ValueError(f"x has {x.shape[-1]} input channels in its last dimension but the model has n_in={n_in}; reshape x to (..., {n_in})")
+    if x.dim() == 3 and x.shape[1] != t.shape[0]:
+        raise ValueError(f"x has T={x.shape[1]} time samples but t has {t.shape[0]}; sample x on t (shape (B, {t.shape[0]}, {n_in}))")
+    _check_tensor(x, model)
+    return InputSignal("grid" if x.dim() == 3 else "constant", x, x.shape[0], t)
+
+
+class Drive:
+    """The model's drive over time, computed from an :class:`InputSignal`.
+
+    With ``precompute=True`` the drive of a grid or constant input is computed
+    once for all times; otherwise ``model.input_drive`` runs at each evaluation
+    (the adjoint needs this, so that gradients reach the input weights as
+    ordinary model parameters).
+    """
+
+    def __init__(self, model: Model, signal: InputSignal, precompute: bool = True) -> None:
+        self.signal = signal
+        tabulated = precompute and signal.kind != "callable"
+        self.table = model.input_drive(signal.value) if tabulated else signal.value
+        self.per_eval = (lambda d: d) if tabulated else model.input_drive
+        self.dtype, self.device = model.dtype, model.device
+
+    def on_interval(self, k: int, t: float | Tensor) -> Tensor:
+        """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""
+        if self.signal.kind == "grid":
+            return self.per_eval(self.table[:, k])
+        if self.signal.kind == "constant":
+            return self.per_eval(self.table)
+        return self.per_eval(self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device)))
+
+    def __call__(self, t: Tensor) -> Tensor:
+        """Drive at time ``t``: right-continuous zero-order hold, the last interval's value beyond the grid."""
+        if self.signal.kind == "grid":
+            grid = self.signal.grid
+            k = (torch.searchsorted(grid, t.reshape(1).to(grid.dtype), right=True) - 1).clamp(0, grid.shape[0] - 2)
+            return self.per_eval(self.table.index_select(1, k).squeeze(1))
+        return self.on_interval(0, t)

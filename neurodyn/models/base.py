@@ -1,0 +1,103 @@
+"""The Model base class: a continuous-time vector field with named state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..state import state_type
+
+
+class Model(nn.Module):
+    """Base of every neurodyn model: ``d state/dt = F(t, state, drive)``.
+
+    Subclasses set ``state_vars`` (ordered ``{name: size}``), ``n_in`` and
+    ``n_out`` and implement :meth:`vector_field`. ``input_drive`` maps the
+    external input ``x`` to the model's drive; it must be time-local so that
+    ``simulate`` can apply it to a whole ``(B, T, n_in)`` sequence at once.
+    Models know nothing about solvers.
+    """
+
+    state_vars: dict[str, int]
+    n_in: int = 0
+    n_out: int = 0
+
+    @property
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of each state variable (default ``(size,)``)."""
+        return {k: (v,) for k, v in self.state_vars.items()}
+
+    @property
+    def State(self) -> type:  # noqa: N802 - a class, named like one
+        """The named-tuple type of this model's state."""
+        return state_type(tuple(self.state_vars))
+
+    @property
+    def dim(self) -> int:
+        """Flat state dimension D."""
+        return sum(self.state_vars.values())
+
+    def _reference_tensor(self) -> Tensor:
+        for t in self.parameters():
+            return t
+        for t in self.buffers():
+            return t
+        return torch.empty(0, dtype=torch.get_default_dtype())
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (CPU for a parameterless model)."""
+        return self._reference_tensor().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the model's parameters."""
+        return self._reference_tensor().dtype
+
+    def input_drive(self, x: Tensor) -> Tensor:
+        """Time-local map of external input ``x (..., n_in)`` to the drive."""
+        return x
+
+    def vector_field(self, t: Tensor | float, state: Any, drive: Tensor) -> Any:
+        """Time derivative of ``state`` (same structure as ``state``)."""
+        raise NotImplementedError
+
+    def output(self, state: Any) -> Tensor | None:
+        """Readout ``(B, n_out)``; ``None`` for a model without a readout."""
+        return None
+
+    def initial_state(self, batch_size: int = 1) -> Any:
+        """The default initial state: zeros of shape ``(batch_size, *shape)``."""
+        return self.State(
+            *(
+                torch.zeros(batch_size, *s, device=self.device, dtype=self.dtype)
+                for s in self.state_shapes.values()
+            )
+        )
+
+    @property
+    def timescale(self) -> float:
+        """Smallest time constant of the model."""
+        raise NotImplementedError
+
+    def state_tau(self) -> Tensor:
+        """Time constant of each flat state dimension ``(D,)``.
+
+        Used to scale Euler–Maruyama noise as ``sigma * sqrt(2 dt / tau)``;
+        defaults to :attr:`timescale` everywhere.
+        """
+        return torch.full((self.dim,), float(self.timescale), device=self.device, dtype=self.dtype)
+
+
+def positive_tensor(name: str, value: Any, shape: tuple[int, ...] | None = None) -> Tensor:
+    """Validate a time constant (scalar or per-unit) and return it as a tensor."""
+    tensor = torch.as_tensor(value, dtype=torch.get_default_dtype()) if not isinstance(value, Tensor) else value.detach().clone()
+    if not torch.is_floating_point(tensor):
+        tensor = tensor.to(torch.get_default_dtype())
+    if not torch.isfinite(tensor).all() or (tensor <= 0).any():
+        raise ValueError(f"{name} must be positive and finite; got {value!r}")
+    if shape is not None and tensor.dim() > 0 and tuple(tensor.shape) != shape:
+        raise ValueError(f"{name} must be a scalar or have shape {shape}; got {tuple(tensor.shape)}")
+    return tensor

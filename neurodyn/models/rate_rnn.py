@@ -1,0 +1,86 @@
+"""Continuous-time rate RNN (Song, Yang & Wang 2016; primer Eq. 26)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .activations import Activation, get_activation
+from .base import Model, positive_tensor
+from .connectivity import Connectivity, as_weight, infer_dtype
+
+
+class RateRNN(Model):
+    r"""Rate network ``tau dr/dt = -r + f(W r + W_in x + b)``, readout ``y = W_out r + b_out``.
+
+    Primer Eq. 26; its Euler discretization with step ``dt`` is Eq. 27,
+    ``r <- r + dt/tau (-r + f(W r + W_in x + b))``. ``tau`` is a scalar or a
+    per-unit ``(n,)`` tensor. Without given weights, ``W ~ g N(0, 1)/sqrt(n)``
+    (Sompolinsky, Crisanti & Sommers 1988), ``W_in ~ N(0, 1)/sqrt(n_in)``,
+    ``W_out ~ N(0, 1)/sqrt(n)``.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        n_in: int = 0,
+        n_out: int = 0,
+        *,
+        tau: float | Tensor = 0.1,
+        activation: str | Activation = "tanh",
+        g: float = 1.5,
+        W: Tensor | None = None,
+        W_in: Tensor | None = None,
+        b: Tensor | None = None,
+        W_out: Tensor | None = None,
+        b_out: Tensor | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n", n), ("n_in", n_in), ("n_out", n_out)):
+            if not isinstance(value, int) or value < (1 if name == "n" else 0):
+                raise ValueError(f"{name} must be a {'positive' if name == 'n' else 'non-negative'} int; got {value!r}")
+        self.n, self.n_in, self.n_out = n, n_in, n_out
+        self.state_vars = {"r": n}
+        self.activation = get_activation(activation)
+        dtype = infer_dtype(W, W_in, b, W_out, b_out)
+        self.register_buffer("tau", positive_tensor("tau", tau, (n,)).to(dtype))
+        self.recurrent = Connectivity(n, g=g, W=W, dtype=dtype)
+        self.W_in = nn.Parameter(as_weight("W_in", W_in, (n, n_in), dtype, lambda s: torch.randn(s) / math.sqrt(max(n_in, 1))))
+        b = as_weight("b", b, (n,), dtype, torch.zeros)
+        self.b = nn.Parameter(b) if bias else None
+        if not bias:
+            self.register_buffer("b_fixed", b)
+        self.W_out = nn.Parameter(as_weight("W_out", W_out, (n_out, n), dtype, lambda s: torch.randn(s) / math.sqrt(n)))
+        self.b_out = nn.Parameter(as_weight("b_out", b_out, (n_out,), dtype, torch.zeros))
+
+    @property
+    def W(self) -> Tensor:
+        """The effective recurrent matrix ``(n, n)``."""
+        return self.recurrent()
+
+    @property
+    def bias(self) -> Tensor:
+        """The recurrent bias ``b`` (fixed at its initial value when ``bias=False``)."""
+        return self.b if self.b is not None else self.b_fixed
+
+    def input_drive(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.W_in, self.bias)
+
+    def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
+        r = state[0]
+        return self.State((self.activation(torch.addmm(drive, r, self.W.T)) - r) / self.tau)
+
+    def output(self, state: Any) -> Tensor | None:
+        return F.linear(state[0], self.W_out, self.b_out) if self.n_out else None
+
+    @property
+    def timescale(self) -> float:
+        return float(self.tau.min())
+
+    def state_tau(self) -> Tensor:
+        return self.tau.expand(self.n)

@@ -1,0 +1,240 @@
+"""simulate(): where a model, an input and a solver meet."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from .errors import ArgumentTypeError, DivergenceError
+from .inputs import Drive, as_input
+from .models.base import Model
+from .solvers.adaptive import ADAPTIVE, anchored_times, integrate_torchdiffeq
+from .solvers.fixed_step import STEPPERS, integrate_fixed
+from .state import flatten, state_dim, unflatten, unflattener
+from .trajectory import Trajectory
+
+SOLVERS = (*STEPPERS, *ADAPTIVE)
+GRADIENTS = ("backprop", "checkpoint", "adjoint")
+DEFAULT_MAX_STEPS = 1_000_000
+
+
+def simulate(
+    model: Model,
+    t: Tensor,
+    x: Tensor | Callable[[Tensor], Tensor] | None = None,
+    state0: Any = None,
+    *,
+    solver: str = "euler",
+    dt: float | None = None,
+    gradient: str = "backprop",
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    noise_std: float = 0.0,
+    generator: torch.Generator | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    anchor_dt: float | None = None,
+) -> Trajectory:
+    """Integrate ``model`` from ``state0`` and sample it at the times ``t``.
+
+    Args:
+        t: 1-D strictly increasing output times ``(T,)``.
+        x: external input: ``(B, T, n_in)`` sampled on ``t`` (zero-order hold),
+            a constant ``(B, n_in)``, a callable ``x(t) -> (B, n_in)``, or None (zero).
+        state0: named state, ``{name: (B, size)}`` dict, or flat ``(B, D)``;
+            default ``model.initial_state(B)``.
+        solver: fixed-step "euler", "midpoint", "rk4" (step ``dt``, or the grid
+            of ``t`` when ``dt`` is None) or adaptive "dopri5", "bosh3",
+            "adaptive_heun", "dopri8" (torchdiffeq; input switch times are jump points).
+        gradient: "backprop" (autograd through the steps; fastest, memory ~ steps),
+            "checkpoint" (the same gradients, memory ~ sqrt(steps): the one to use
+            for long trials), or "adjoint" (continuous adjoint, memory ~ state x
+            anchors; re-anchored every ``anchor_dt``, default ``model.timescale``,
+            because torchdiffeq's unanchored adjoint is silently wrong on chaotic
+            networks; its gradients match backprop only to the solver tolerance).
+        noise_std: sigma of Euler–Maruyama noise, added as ``sigma sqrt(2 dt / tau) N(0, 1)``
+            per step (euler only); reproducible with ``generator``.
+        max_steps: the most solver steps allowed (an error says how to raise it).
+
+    Returns:
+        A :class:`Trajectory`. Raises :class:`DivergenceError` if the state
+        becomes NaN or infinite, naming the first output time where it did.
+    """
+    if not isinstance(model, Model):
+        raise ArgumentTypeError(f"model must be a neurodyn.models.Model; got {type(model).__name__}")
+    t = _check_times(t, model)
+    _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt)
+    _check_parameters(model)
+    batch = _batch_size_of(state0)
+    signal = as_input(x, t, model, batch)
+    if batch is not None and signal.batch_size is not None and signal.batch_size not in (1, batch) and batch != 1:
+        raise ValueError(f"x has batch size {signal.batch_size} but state0 has {batch}; give both the same B")
+    batch = max(batch or 1, signal.batch_size or 1)
+    y0 = _initial_flat(model, state0, batch)
+    drive = Drive(model, signal, precompute=gradient != "adjoint")
+    to_state = unflattener(model)
+    _check_vector_field(model, t, y0, drive, to_state)
+
+    if solver in STEPPERS and gradient != "adjoint":
+        def rhs(time: float, y: Tensor, k: int) -> Tensor:
+            return flatten(model.vector_field(time, to_state(y), drive.on_interval(k, time)))
+
+        diffusion = None
+        if noise_std > 0:
+            diffusion = noise_std * torch.sqrt(2.0 / model.state_tau()).to(y0)
+        ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
+                                  segments=gradient == "checkpoint", max_steps=max_steps)
+    else:
+        ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, to_state, signal, solver=solver, dt=dt,
+                                         gradient=gradient, rtol=rtol, atol=atol, max_steps=max_steps,
+                                         anchor_dt=anchor_dt)
+    _check_finite(ys, t)
+    states = unflatten(ys, model)
+    return Trajectory(t=t, states=states, outputs=_outputs(model, states), nfe=nfe)
+
+
+def _integrate_torchdiffeq(model, t, y0, drive, to_state, signal, *, solver, dt, gradient, rtol, atol,
+                           max_steps, anchor_dt):
+    def rhs(time: Tensor, y: Tensor) -> Tensor:
+        return flatten(model.vector_field(time, to_state(y), drive(time)))
+
+    times, index = t, None
+    if gradient == "adjoint" and (solver in ADAPTIVE or dt is not None):
+        times, index = anchored_times(t, anchor_dt or model.timescale)
+    params = tuple(model.parameters())
+    try:
+        ys, nfe = integrate_torchdiffeq(rhs, y0, times, method=solver, rtol=rtol, atol=atol,
+                                        jump_t=signal.jump_times, max_steps=max_steps,
+                                        gradient=gradient, params=params, dt=dt)
+    except AssertionError as err:
+        if "max_num_steps" in str(err):
+            raise RuntimeError(f"the {solver} solver hit max_steps={max_steps} ({err}); "
+                               "pass a larger max_steps, or loosen rtol/atol") from err
+        raise DivergenceError(f"the {solver} step size underflowed ({err}): the state diverged or the "
+                              "system is too stiff; check the parameters or use a smaller tau-relative dt") from err
+    return (ys if index is None else ys[:, index]), nfe
+
+
+def _check_times(t: Any, model: Model) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise ArgumentTypeError(f"t must be a 1-D floating-point torch.Tensor; got {type(t).__name__} (use torch.linspace)")
+    if not torch.is_floating_point(t):
+        raise ArgumentTypeError(f"t must be floating point; got dtype {t.dtype} (use t.to({model.dtype}))")
+    if t.dim() != 1:
+        raise ValueError(f"t must be 1-D (T,); got shape {tuple(t.shape)}")
+    if t.shape[0] < 2:
+        raise ValueError(f"t must hold at least 2 times (start and end); got {t.shape[0]}")
+    if not torch.isfinite(t).all():
+        raise ValueError("t contains NaN or Inf")
+    t = t.to(device=model.device, dtype=model.dtype)
+    bad = torch.nonzero(t[1:] <= t[:-1])
+    if bad.numel():
+        i = int(bad[0]) + 1
+        raise ValueError(f"t must be strictly increasing; got t[{i}]={float(t[i]):g} <= t[{i - 1}]={float(t[i - 1]):g}")
+    return t
+
+
+def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt) -> None:
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {list(SOLVERS)}; got {solver!r}")
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {list(GRADIENTS)}; got {gradient!r}")
+    if dt is not None and not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive number; got {dt!r}")
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name} must be > 0; got {value!r}")
+    if not (isinstance(noise_std, (int, float)) and noise_std >= 0):
+        raise ValueError(f"noise_std must be >= 0; got {noise_std!r}")
+    if noise_std > 0 and (solver != "euler" or gradient == "adjoint"):
+        raise ValueError('noise_std > 0 (Euler–Maruyama) needs solver="euler" with gradient "backprop" or "checkpoint"')
+    if not (isinstance(max_steps, int) and max_steps > 0):
+        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
+    if anchor_dt is not None and not anchor_dt > 0:
+        raise ValueError(f"anchor_dt must be > 0; got {anchor_dt!r}")
+    if dt is not None and dt > model.timescale:
+        import warnings
+
+        warnings.warn(f"dt={dt:g} is larger than the model's smallest time constant {model.timescale:g}; "
+                      "the integration may be inaccurate or unstable", stacklevel=3)
+
+
+def _check_parameters(model: Model) -> None:
+    for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+        if torch.is_floating_point(p) and not torch.isfinite(p).all():
+            raise ValueError(f"model parameter {name!r} contains NaN or Inf; re-initialize it or lower the learning rate")
+
+
+def _batch_size_of(state0: Any) -> int | None:
+    if state0 is None:
+        return None
+    if isinstance(state0, Tensor):
+        return state0.shape[0] if state0.dim() >= 1 else None
+    values = list(state0.values()) if isinstance(state0, Mapping) else list(state0)
+    return values[0].shape[0] if values and isinstance(values[0], Tensor) and values[0].dim() else None
+
+
+def _initial_flat(model: Model, state0: Any, batch: int) -> Tensor:
+    if state0 is None:
+        return flatten(model.initial_state(batch))
+    names = list(model.state_vars)
+    if isinstance(state0, Tensor):
+        if state0.dim() != 2 or state0.shape[1] != state_dim(model):
+            raise ValueError(f"a flat state0 must be (B, D={state_dim(model)}); got shape {tuple(state0.shape)}")
+        flat = state0
+    else:
+        if isinstance(state0, Mapping):
+            missing = [k for k in names if k not in state0]
+            unknown = [k for k in state0 if k not in names]
+            if missing or unknown:
+                raise ValueError(f"state0 dict must have exactly the keys {names}; missing {missing}, unknown {unknown}")
+            parts = [state0[k] for k in names]
+        elif hasattr(state0, "_fields"):
+            if list(state0._fields) != names:
+                raise ValueError(f"state0 has variables {list(state0._fields)} but the model has {names}")
+            parts = list(state0)
+        else:
+            raise ArgumentTypeError(f"state0 must be a named state, a dict or a (B, D) tensor; got {type(state0).__name__}")
+        for name, part, shape in zip(names, parts, model.state_shapes.values()):
+            if not isinstance(part, Tensor) or tuple(part.shape[1:]) != shape:
+                got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
+                raise ValueError(f"state0[{name!r}] must be (B, {', '.join(map(str, shape))}); got {got}")
+        flat = flatten(parts)
+    if flat.device != model.device or flat.dtype != model.dtype:
+        raise ValueError(f"state0 is on {flat.device} with dtype {flat.dtype} but the model is on {model.device} "
+                         f"with dtype {model.dtype}; move it with .to(device, dtype)")
+    if not torch.isfinite(flat).all():
+        raise ValueError("state0 contains NaN or Inf")
+    if flat.shape[0] != batch:
+        if flat.shape[0] != 1:
+            raise ValueError(f"state0 has batch size {flat.shape[0]} but x has {batch}; give both the same B")
+        flat = flat.expand(batch, -1)
+    return flat
+
+
+def _check_vector_field(model: Model, t: Tensor, y0: Tensor, drive: Drive, to_state) -> None:
+    with torch.no_grad():
+        dy = model.vector_field(t[0], to_state(y0), drive.on_interval(0, t[0]))
+    fields = getattr(dy, "_fields", None)
+    expected = {k: (y0.shape[0], *s) for k, s in model.state_shapes.items()}
+    got = dict(zip(fields or expected, (tuple(v.shape) for v in dy))) if isinstance(dy, tuple) else None
+    if got != expected:
+        raise ValueError(f"{type(model).__name__}.vector_field must return a state with shapes {expected}; "
+                         f"got {got if got is not None else type(dy).__name__}")
+
+
+def _check_finite(ys: Tensor, t: Tensor) -> None:
+    bad = ~torch.isfinite(ys).all(dim=2).all(dim=0)
+    if bad.any():
+        i = int(torch.nonzero(bad)[0])
+        raise DivergenceError(f"the state became NaN or infinite by t[{i}]={float(t[i]):g}; reduce dt, the "
+                              "input or the weights (the dynamics diverge)")
+
+
+def _outputs(model: Model, states: Any) -> Tensor | None:
+    batch, steps = states[0].shape[:2]
+    merged = type(states)(*(s.reshape(batch * steps, *s.shape[2:]) for s in states))
+    out = model.output(merged)
+    return None if out is None else out.reshape(batch, steps, *out.shape[1:])
