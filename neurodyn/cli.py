@@ -11,6 +11,8 @@ import importlib
 
 COMMANDS = {
     "demo": ("neurodyn.demo", "train a Dale's-law network on working memory and open the black box"),
+    "analyze": ("neurodyn.analyze", "fixed points, eigenvalues, stability and phase portrait of equations in a file"),
+    "sweep": ("neurodyn.sweep", "run a hyperparameter/seed sweep from a JSON file on a process pool or Ray"),
 }
 
 

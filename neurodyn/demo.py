@@ -1,44 +1,236 @@
-"""``neurodyn demo``: a small simulation of a chaotic rate network, saved as a figure."""
+"""``neurodyn demo``: train a Dale's-law network on parametric working memory, then open the black box.
+
+The main job, end to end (primer Sec. 3-4; Song, Yang & Wang 2016; Romo et al. 1999):
+
+1. train an ``EIRateRNN`` (Dale's law, Eqs. 35-36) on ``ParametricWorkingMemory``
+   with Euler steps, showing a progress bar, and measure its accuracy on fresh trials;
+2. find fixed points seeded from delay-period states (``find_fixed_points``), and the
+   line attractor (``line_attractor``): the eigenvalue nearest 0, its direction, and
+   how well f1 is ordered along it (Spearman correlation of f1 with the projection of
+   each trial's end-of-delay state on the line direction);
+3. write ``summary.json`` and four figures: training curve, PCA trajectories with
+   fixed points and the line, eigenvalue spectrum, sorted connectivity.
+
+Every file is written atomically (a temporary file in ``--out``, then ``os.replace``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of one demo run."""
+
+    n_e: int
+    n_i: int
+    steps: int
+    batch_size: int
+    lr: float
+    n_eval: int
+    n_seeds: int
+
+
+FULL = DemoConfig(n_e=80, n_i=20, steps=600, batch_size=64, lr=1e-2, n_eval=512, n_seeds=128)
+QUICK = DemoConfig(n_e=40, n_i=10, steps=120, batch_size=32, lr=1e-2, n_eval=128, n_seeds=48)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_output", help="folder for the figure (created if missing)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="demo_output",
+                        help="folder for summary.json and the figures (created if missing)")
+    parser.add_argument("--quick", action="store_true", help="a small, short run (< 1 minute on 2 CPU cores)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        out = prepare_output(Path(args.out))
+        device = _device(args.device)
+    except DemoError as err:
+        print(f"neurodyn demo: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        summary = main_job(out, QUICK if args.quick else FULL, seed=args.seed, device=device)
+    except OSError as err:
+        print(f"neurodyn demo: error: could not write to {out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {out / 'summary.json'} and {len(FIGURES)} figures in {out}")
+    return 0
+
+
+class DemoError(Exception):
+    """A problem with the command line (reported as a message, never a traceback)."""
+
+
+def prepare_output(out: Path) -> Path:
+    """Create ``out`` if missing and check that files can be written in it."""
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out {out} is an existing file, not a folder; pass a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise DemoError(f"cannot write to --out {out}: {err.strerror or err}; pass a writable folder") from None
+    return out
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DemoError("--device cuda was requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_name)`` on a temporary file next to ``path``, then move it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+
+
+FIGURES = ("training_curve.png", "pca_trajectories.png", "eigenspectrum.png", "connectivity.png")
+
+
+def main_job(out: Path, config: DemoConfig, *, seed: int, device: Any) -> dict[str, Any]:
+    """Train, analyse and plot; write ``summary.json`` and the figures in ``out``; return the summary."""
+    import torch
+
+    from .analysis import find_fixed_points, line_attractor
+    from .learning import fit
+    from .models import EIRateRNN
+    from .simulate import simulate
+    from .tasks import ParametricWorkingMemory
+
+    timings: dict[str, float] = {}
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    task = ParametricWorkingMemory()
+    model = EIRateRNN(config.n_e, config.n_i, task.n_in, task.n_out, tau=0.1, activation="relu").to(device)
+    with _timed(timings, "train"):
+        history = fit(model, task, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
+                      solver="euler", dt=task.dt, progress=True)
+    with _timed(timings, "evaluate"):
+        batch = task.sample(config.n_eval, generator=generator).to(device)
+        with torch.no_grad():
+            traj = simulate(model, batch.t, batch.x, solver="euler", dt=task.dt)
+        accuracy = task.evaluate(traj.outputs, batch)
+    with _timed(timings, "fixed_points"):
+        delay = delay_states(traj.flat(), batch)
+        init = seeds_from(delay, config.n_seeds, generator)
+        x_delay = torch.zeros(1, task.n_in, device=device)
+        x_delay[0, 0] = 1.0  # only the fixation cue is on during the delay
+        fps = find_fixed_points(model, init, x=x_delay)
+        line = line_attractor(fps)
+        end_of_delay = delay[:, -1]
+        correlation = f1_order_correlation(end_of_delay, line.direction, batch.info["f1"])
+    with _timed(timings, "figures"):
+        write_figures(out, history, traj, batch, fps, line, model, end_of_delay)
+    summary = {
+        "accuracy": accuracy,
+        "n_fixed_points": int(fps.states.shape[0]),
+        "line_attractor_eigval": _complex_json(line.eigval),
+        "f1_order_correlation": correlation,
+        "timings_s": timings,
+        "config": {**config.__dict__, "seed": seed, "device": str(device)},
+    }
+    write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def delay_states(flat: Any, batch: Any) -> Any:
+    """The flat states ``(B, T_delay, D)`` of each trial's delay epoch (the shortest delay of the batch)."""
+    import torch
+
+    window = batch.info["epochs"]["delay"].to(flat.device)
+    length = int((window[:, 1] - window[:, 0]).min())
+    if length < 1:
+        raise ValueError("the task has no delay epoch; the demo needs a delay to find the memory's fixed points")
+    index = window[:, :1] + torch.arange(length, device=flat.device)
+    return torch.gather(flat, 1, index[..., None].expand(-1, -1, flat.shape[-1]))
+
+
+def seeds_from(delay: Any, n_seeds: int, generator: Any, noise: float = 0.01) -> Any:
+    """``n_seeds`` starting states drawn from delay-period states, plus a little noise (Sussillo & Barak 2013)."""
+    import torch
+
+    flat = delay.reshape(-1, delay.shape[-1])
+    pick = torch.randint(flat.shape[0], (n_seeds,), generator=generator).to(flat.device)
+    jitter = torch.randn(n_seeds, flat.shape[-1], generator=generator).to(flat)
+    return flat[pick] + noise * flat.std() * jitter
+
+
+def f1_order_correlation(states: Any, direction: Any, f1: Any) -> float:
+    """|Spearman rho| between f1 and the position of each end-of-delay state along the line direction."""
+    from scipy.stats import spearmanr
+
+    position = (states @ direction.to(states)).detach().cpu().numpy()
+    rho = spearmanr(position, f1.detach().cpu().numpy()).statistic
+    return float(abs(rho))
+
+
+def write_figures(out: Path, history: Any, traj: Any, batch: Any, fps: Any, line: Any, model: Any,
+                  end_of_delay: Any) -> None:
+    """The four demo figures, each saved atomically as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import torch
 
-    from . import RateRNN, simulate
+    from . import plot
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SystemExit(f"--out {out} is an existing file; pass a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
-    model = RateRNN(200, g=1.5, tau=0.01)
-    t = torch.linspace(0, 1, 1001)
-    state0 = model.State(torch.randn(1, 200))
-    with torch.no_grad():
-        traj = simulate(model, t, state0=state0, solver="dopri5")
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot(t, traj["r"][0, :, :5])
-    ax.set(xlabel="t (s)", ylabel="r", title="chaotic rate network, g = 1.5")
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
-    os.close(fd)
-    fig.savefig(tmp)
-    os.replace(tmp, out / "trajectories.png")
-    print(f"wrote {out / 'trajectories.png'} ({traj.nfe} vector-field evaluations)")
-    return 0
+    f1 = batch.info["f1"].cpu()
+    levels = torch.unique(f1)
+    delay = delay_states(traj.flat(), batch).cpu()
+    mean_delay = torch.stack([delay[f1 == v].mean(0) for v in levels])  # trial-averaged, as in Fig. 6B
+    centered = end_of_delay.cpu() - end_of_delay.cpu().mean(0)
+    selectivity = ((centered * (f1 - f1.mean())[:, None]).mean(0)
+                   / (centered.std(0) * f1.std() + 1e-12))  # correlation of each unit's delay rate with f1
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(history.loss)
+    ax.set(xlabel="training step", ylabel="loss", title="training curve")
+    figures = {
+        "training_curve.png": fig,
+        "pca_trajectories.png": plot.trajectories(mean_delay, fixed_points=fps, line=line, color_by=levels).figure,
+        "eigenspectrum.png": plot.eigenspectrum(fps).figure,
+        "connectivity.png": plot.connectivity(model, selectivity=selectivity).figure,
+    }
+    for name, figure in figures.items():
+        figure.tight_layout()
+        write_atomic(out / name, lambda tmp, figure=figure: figure.savefig(tmp, format="png", dpi=120))
+        plt.close(figure)
+
+
+def _complex_json(value: Any) -> float | dict[str, float]:
+    """A real number, or ``{"real": ..., "imag": ...}`` when the eigenvalue is complex."""
+    value = complex(value)
+    return value.real if value.imag == 0 else {"real": value.real, "imag": value.imag}

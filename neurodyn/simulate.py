@@ -103,7 +103,7 @@ def _integrate_torchdiffeq(model, t, y0, drive, to_state, signal, *, solver, dt,
     times, index = t, None
     if gradient == "adjoint" and (solver in ADAPTIVE or dt is not None):
         times, index = anchored_times(t, anchor_dt or model.timescale)
-    params = tuple(model.parameters())
+    params = tuple(p for p in model.parameters() if p.numel())  # torchdiffeq's adjoint breaks on empty tensors
     try:
         ys, nfe = integrate_torchdiffeq(rhs, y0, times, method=solver, rtol=rtol, atol=atol,
                                         jump_t=signal.jump_times, max_steps=max_steps,

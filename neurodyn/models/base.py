@@ -91,11 +91,13 @@ class Model(nn.Module):
         return torch.full((self.dim,), float(self.timescale), device=self.device, dtype=self.dtype)
 
 
-def positive_tensor(name: str, value: Any, shape: tuple[int, ...] | None = None) -> Tensor:
-    """Validate a time constant (scalar or per-unit) and return it as a tensor."""
-    tensor = torch.as_tensor(value, dtype=torch.get_default_dtype()) if not isinstance(value, Tensor) else value.detach().clone()
-    if not torch.is_floating_point(tensor):
-        tensor = tensor.to(torch.get_default_dtype())
+def positive_tensor(
+    name: str, value: Any, shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Validate a time constant (scalar or per-unit) and return it as a tensor of ``dtype``."""
+    dtype = dtype or torch.get_default_dtype()
+    tensor = value.detach().clone() if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
+    tensor = tensor.to(dtype)
     if not torch.isfinite(tensor).all() or (tensor <= 0).any():
         raise ValueError(f"{name} must be positive and finite; got {value!r}")
     if shape is not None and tensor.dim() > 0 and tuple(tensor.shape) != shape:

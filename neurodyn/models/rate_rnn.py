@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from .activations import Activation, get_activation
 from .base import Model, positive_tensor
-from .connectivity import Connectivity, as_weight, infer_dtype
+from .connectivity import Connectivity, Initializer, as_weight, infer_dtype
 
 
 class RateRNN(Model):
@@ -19,9 +19,14 @@ class RateRNN(Model):
 
     Primer Eq. 26; its Euler discretization with step ``dt`` is Eq. 27,
     ``r <- r + dt/tau (-r + f(W r + W_in x + b))``. ``tau`` is a scalar or a
-    per-unit ``(n,)`` tensor. Without given weights, ``W ~ g N(0, 1)/sqrt(n)``
-    (Sompolinsky, Crisanti & Sommers 1988), ``W_in ~ N(0, 1)/sqrt(n_in)``,
-    ``W_out ~ N(0, 1)/sqrt(n)``.
+    per-unit ``(n,)`` tensor (trainable with ``learn_tau=True``). Without given
+    weights, ``W ~ g N(0, 1)/sqrt(n)`` (Sompolinsky, Crisanti & Sommers 1988),
+    ``W_in ~ N(0, 1)/sqrt(n_in)``, ``W_out ~ N(0, 1)/sqrt(n)``.
+
+    ``W`` is built by the shared :class:`Connectivity`, ``W = M ⊙ S(W~) + W_fix``:
+    ``init``, ``mask``/``density``, ``autapses``, ``W_fix`` and Dale's-law
+    ``sign`` (+1/-1 per presynaptic unit) have the meaning given there; ``W=``
+    sets the initial ``W~``.
     """
 
     def __init__(
@@ -39,6 +44,13 @@ class RateRNN(Model):
         W_out: Tensor | None = None,
         b_out: Tensor | None = None,
         bias: bool = True,
+        init: str | Initializer = "gaussian",
+        mask: Tensor | None = None,
+        density: float | None = None,
+        autapses: bool = True,
+        W_fix: Tensor | None = None,
+        sign: Tensor | None = None,
+        learn_tau: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("n", n), ("n_in", n_in), ("n_out", n_out)):
@@ -47,10 +59,21 @@ class RateRNN(Model):
         self.n, self.n_in, self.n_out = n, n_in, n_out
         self.state_vars = {"r": n}
         self.activation = get_activation(activation)
-        dtype = infer_dtype(W, W_in, b, W_out, b_out)
-        self.register_buffer("tau", positive_tensor("tau", tau, (n,)).to(dtype))
-        self.recurrent = Connectivity(n, g=g, W=W, dtype=dtype)
-        self.W_in = nn.Parameter(as_weight("W_in", W_in, (n, n_in), dtype, lambda s: torch.randn(s) / math.sqrt(max(n_in, 1))))
+        units = getattr(self.activation, "units", None)
+        if units is not None and units != n:
+            raise ValueError(f"the activation is built for {units} units (e.g. its pool matrix) but n={n}")
+        dtype = infer_dtype(W, W_in, b, W_out, b_out, W_fix)
+        tau = positive_tensor("tau", tau, (n,), dtype)
+        if learn_tau:
+            self.tau = nn.Parameter(tau)
+        else:
+            self.register_buffer("tau", tau)
+        if isinstance(self.activation, nn.Module):
+            self.activation.to(dtype)
+        self.recurrent = Connectivity(n, g=g, W=W, init=init, mask=mask, density=density, autapses=autapses,
+                                      W_fix=W_fix, sign=sign, dtype=dtype)
+        self.W_in = nn.Parameter(as_weight("W_in", W_in, (n, n_in), dtype,
+                                           lambda s: torch.randn(s) / math.sqrt(max(n_in, 1))))
         b = as_weight("b", b, (n,), dtype, torch.zeros)
         self.b = nn.Parameter(b) if bias else None
         if not bias:
@@ -71,9 +94,13 @@ class RateRNN(Model):
     def input_drive(self, x: Tensor) -> Tensor:
         return F.linear(x, self.W_in, self.bias)
 
+    def rate_derivative(self, r: Tensor, current: Tensor) -> Tensor:
+        """``dr/dt = (-r + f(current)) / tau`` for a total input current ``(B, n)``."""
+        return (self.activation(current) - r) / self.tau
+
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r = state[0]
-        return self.State((self.activation(torch.addmm(drive, r, self.W.T)) - r) / self.tau)
+        return self.State(self.rate_derivative(r, torch.addmm(drive, r, self.W.T)))
 
     def output(self, state: Any) -> Tensor | None:
         return F.linear(state[0], self.W_out, self.b_out) if self.n_out else None

@@ -83,9 +83,10 @@ def integrate_fixed(
     """Integrate ``dy = f dt (+ diffusion dW)`` and return ``(ys (B, T, D), nfe)``.
 
     ``diffusion`` (per-dimension, Euler only) adds ``diffusion * sqrt(h) * N(0, 1)``
-    per step (Euler–Maruyama). ``segments=True`` recomputes the forward pass in
-    ~sqrt(S) checkpointed segments during backward (memory ~sqrt(S)), with
-    identical gradients.
+    per step (Euler–Maruyama). The steps run in ~sqrt(S) segments (noise is
+    drawn per segment, so both modes see the same noise); ``segments=True``
+    checkpoints each segment and recomputes it during backward (memory
+    ~sqrt(S)), with identical gradients.
     """
     stepper, stages = STEPPERS[method]
     steps = schedule(t.tolist(), dt)
@@ -93,7 +94,7 @@ def integrate_fixed(
         raise ValueError(
             f"integration needs {len(steps)} steps but max_steps={max_steps}; pass a larger max_steps or a larger dt"
         )
-    seg = max(1, math.isqrt(len(steps))) if segments else max(1, len(steps))
+    seg = max(1, math.isqrt(len(steps)))
     outputs = [y0]
     y = y0
     for start in range(0, len(steps), seg):

@@ -1,0 +1,70 @@
+"""Validation shared by the analysis functions: flat states and constant inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ArgumentTypeError
+from ..models.base import Model
+from ..state import flatten, state_dim
+
+
+def check_model(model: Any) -> Model:
+    """Raise a TypeError unless ``model`` is a neurodyn Model."""
+    if not isinstance(model, Model):
+        raise ArgumentTypeError(f"model must be a neurodyn.models.Model; got {type(model).__name__}")
+    return model
+
+
+def flat_states(model: Model, value: Any, name: str) -> Tensor:
+    """``value`` (flat ``(B, D)`` or ``(D,)``, named state, dict or array) as a finite ``(B, D)`` tensor.
+
+    It is moved to the model's device and dtype.
+    """
+    dim = state_dim(model)
+    if isinstance(value, Mapping):
+        missing = [k for k in model.state_vars if k not in value]
+        if missing:
+            raise ValueError(f"{name} is missing the state variables {missing}; give all of {list(model.state_vars)}")
+        value = flatten([torch.as_tensor(value[k]) for k in model.state_vars])
+    elif hasattr(value, "_fields"):
+        if list(value._fields) != list(model.state_vars):
+            raise ValueError(f"{name} has variables {list(value._fields)} but the model has {list(model.state_vars)}")
+        value = flatten(list(value))
+    elif isinstance(value, (np.ndarray, list, tuple)):
+        value = torch.as_tensor(np.asarray(value, dtype=np.float64))
+    if not isinstance(value, Tensor):
+        raise ArgumentTypeError(f"{name} must be a (B, D) tensor, a named state or a dict; got {type(value).__name__}")
+    if value.dim() == 1:
+        value = value.unsqueeze(0)
+    if value.dim() != 2 or value.shape[1] != dim:
+        raise ValueError(f"{name} must be (B, D={dim}) for the state variables {model.state_vars}; "
+                         f"got shape {tuple(value.shape)}")
+    if value.shape[0] == 0:
+        raise ValueError(f"{name} is empty; give at least one state")
+    value = value.detach().to(device=model.device, dtype=model.dtype)
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or Inf; give finite states")
+    return value
+
+
+def constant_input(model: Model, x: Any, batch: int) -> Tensor:
+    """A constant input ``(1 or batch, n_in)``: None means zero input."""
+    if x is None:
+        return torch.zeros(1, model.n_in, device=model.device, dtype=model.dtype)
+    if not isinstance(x, Tensor):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() != 2 or x.shape[1] != model.n_in or x.shape[0] not in (1, batch):
+        raise ValueError(f"x must be a constant input (n_in={model.n_in},), (1, {model.n_in}) or "
+                         f"(B={batch}, {model.n_in}); got shape {tuple(x.shape)}")
+    x = x.detach().to(device=model.device, dtype=model.dtype)
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf; give a finite constant input")
+    return x

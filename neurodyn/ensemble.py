@@ -1,0 +1,319 @@
+"""K networks of one architecture run as one model (torch.func ``stack_module_state`` + ``vmap``).
+
+The primer's advice (Sec. 5) is to train many networks with different seeds and
+hyperparameters before drawing a conclusion. An :class:`Ensemble` stacks K
+same-architecture models' parameters along a leading axis and evaluates every
+model method with ``vmap(functional_call(...))`` over it, so the K networks
+advance together in one batched call per solver step.
+
+An Ensemble is itself a :class:`~neurodyn.models.Model`: its batch holds K*B rows,
+network-major (rows ``k*B ... (k+1)*B - 1`` belong to network k), so
+``neurodyn.simulate(ens, t, ens.tile(x))`` integrates all K at once, each with its
+own parameters, and ``ens.split(tensor)`` gives ``(K, B, ...)`` back.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from .analysis.fixed_points import FixedPoints, find_fixed_points
+from .errors import ArgumentTypeError
+from .learning.fit import fit
+from .learning.history import History
+from .models.base import Model
+from .simulate import simulate
+from .state import flatten
+from .tasks.base import Task, TaskBatch
+from .trajectory import Trajectory
+
+
+class _Dispatch(nn.Module):
+    """Lets ``functional_call`` run any method (or read any property) of a model, not only ``forward``."""
+
+    def __init__(self, model: Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, method: str, *args: Any) -> Any:
+        attr = getattr(self.model, method)
+        return attr(*args) if callable(attr) else attr
+
+
+class Ensemble(Model):
+    """K same-architecture models with stacked parameters, run together.
+
+    ``Ensemble(models)`` copies the models' parameters and buffers into ``(K, ...)``
+    tensors (the originals are left untouched; see :meth:`unstack` to get trained
+    copies back). Every method of the member models is evaluated for all K at once:
+    ``F_k(t, state_k, drive_k) = model_k.vector_field(...)`` with ``vmap`` over k.
+
+    Rows: inputs and states have K*B rows, network-major; an input with 1 row is
+    shared by all networks. :meth:`tile` repeats a B-row tensor for every network,
+    :meth:`split` reshapes ``(K*B, ...)`` to ``(K, B, ...)``.
+    """
+
+    def __init__(self, models: Sequence[Model]) -> None:
+        super().__init__()
+        models = _check_members(models)
+        first = models[0]
+        self.size = len(models)
+        self.state_vars = dict(first.state_vars)
+        self.n_in, self.n_out = first.n_in, first.n_out
+        self._shapes = dict(first.state_shapes)
+        skeleton = _Dispatch(copy.deepcopy(first))
+        object.__setattr__(self, "_skeleton", skeleton)  # not a submodule: its tensors are replaced on every call
+        params, buffers = stack_module_state(list(models))
+        self._names = list(params) + list(buffers)
+        self.stacked = nn.ParameterDict()
+        for name, value in params.items():
+            trainable = dict(first.named_parameters())[name].requires_grad
+            self.stacked[_key(name)] = nn.Parameter(value.detach().clone(), requires_grad=trainable)
+        for name, value in buffers.items():
+            self.register_buffer(_key(name), value.detach().clone())
+
+    # --- stacked tensors and vmapped calls -----------------------------------------------------
+
+    def _tensors(self) -> dict[str, Tensor]:
+        """``{"model.<name>": (K, ...)}`` for every parameter and buffer of a member."""
+        out = {}
+        for name in self._names:
+            key = _key(name)
+            out[f"model.{name}"] = self.stacked[key] if key in self.stacked else getattr(self, key)
+        return out
+
+    def _vmap(self, method: str, *args: Any, in_dims: tuple[int | None, ...] = ()) -> Any:
+        """``method`` of every member: ``args`` batched over k where ``in_dims`` says 0, shared where None."""
+        def call(tensors: dict[str, Tensor], *a: Any) -> Any:
+            return functional_call(self._skeleton, tensors, (method, *a), tie_weights=False, strict=False)
+
+        return vmap(call, in_dims=(0, *in_dims), randomness="different")(self._tensors(), *args)
+
+    def _each(self, method: str, *args: Any) -> list[Any]:
+        """``method`` of each member in turn (for non-tensor results such as ``timescale``)."""
+        tensors = self._tensors()
+        return [functional_call(self._skeleton, {k: v[i] for k, v in tensors.items()}, (method, *args))
+                for i in range(self.size)]
+
+    # --- row layout ------------------------------------------------------------------------------
+
+    def tile(self, x: Tensor) -> Tensor:
+        """Repeat a ``(B, ...)`` tensor for every network: ``(K*B, ...)``, network-major."""
+        if not isinstance(x, Tensor) or x.dim() == 0:
+            raise ArgumentTypeError(f"tile needs a (B, ...) tensor; got {type(x).__name__}")
+        return x.repeat(self.size, *([1] * (x.dim() - 1)))
+
+    def split(self, x: Tensor) -> Tensor:
+        """``(K*B, ...)`` rows, network-major, as ``(K, B, ...)``."""
+        if not isinstance(x, Tensor) or x.dim() == 0 or x.shape[0] % self.size:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"split needs a (K*B, ...) tensor with K={self.size}; got {got}")
+        return x.reshape(self.size, x.shape[0] // self.size, *x.shape[1:])
+
+    def _rows(self, x: Tensor, name: str) -> Tensor:
+        if x.shape[0] % self.size:
+            raise ValueError(f"{name} has {x.shape[0]} rows but an Ensemble of K={self.size} networks needs K*B rows, "
+                             "network-major (ens.tile(x) gives every network the same B trials), or 1 shared row")
+        return self.split(x)
+
+    # --- the Model interface -----------------------------------------------------------------------
+
+    @property
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._shapes)
+
+    def input_drive(self, x: Tensor) -> Tensor:
+        """Each network's drive ``(K*B, ...)``; a 1-row ``x`` gives ``(K, ...)``, one row per network."""
+        if x.shape[0] == 1:
+            out = self._vmap("input_drive", x, in_dims=(None,))
+        else:
+            out = self._vmap("input_drive", self._rows(x, "x"), in_dims=(0,))
+        return out.reshape(-1, *out.shape[2:])
+
+    def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
+        parts = type(state)(*(self._rows(s, "state") for s in state))
+        out = self._vmap("vector_field", t, parts, self._rows(drive, "drive"), in_dims=(None, 0, 0))
+        return type(out)(*(o.reshape(-1, *o.shape[2:]) for o in out))
+
+    def output(self, state: Any) -> Tensor | None:
+        if not self.n_out:
+            return None
+        parts = type(state)(*(self._rows(s, "state") for s in state))
+        out = self._vmap("output", parts, in_dims=(0,))
+        return out.reshape(-1, *out.shape[2:])
+
+    def initial_state(self, batch_size: int = 1) -> Any:
+        """Each network's initial state for ``batch_size // K`` trials (``batch_size`` must be a multiple of K)."""
+        if batch_size % self.size:
+            raise ValueError(f"an Ensemble of K={self.size} networks needs a batch of K*B rows; got {batch_size} "
+                             "(pass state0=ens.initial_state(K * B), or use ens.simulate, which tiles x and state0)")
+        states = self._each("initial_state", batch_size // self.size)
+        return self.State(*(torch.cat(parts) for parts in zip(*states, strict=True)))
+
+    @property
+    def timescale(self) -> float:
+        return min(float(v) for v in self._each("timescale"))
+
+    def state_tau(self) -> Tensor:
+        taus = torch.stack(self._each("state_tau"))
+        if not torch.equal(taus, taus[:1].expand_as(taus)):
+            raise ValueError("the ensemble's networks have different time constants, so one (D,) noise scale "
+                             "cannot serve them all; simulate them with noise_std > 0 one by one (ens.unstack())")
+        return taus[0]
+
+    # --- running all K together ------------------------------------------------------------------
+
+    def simulate(self, t: Tensor, x: Tensor | Callable[[Tensor], Tensor] | None = None, state0: Any = None,
+                 **kwargs: Any) -> Trajectory:
+        """:func:`neurodyn.simulate` of all K networks on the same B trials.
+
+        ``x`` (``(B, T, n_in)``, ``(B, n_in)`` or a callable ``x(t) -> (B, n_in)``) and ``state0``
+        (flat ``(B, D)`` or a named state) are given once and tiled; the trajectory has K*B rows
+        (``ens.split(traj.outputs)`` is ``(K, B, T, n_out)``). For different inputs per network,
+        call ``neurodyn.simulate(ens, t, x)`` with a K*B-row ``x``.
+        """
+        if state0 is not None:
+            state0 = self.tile(state0 if isinstance(state0, Tensor) else flatten(state0))
+        if callable(x) and not isinstance(x, Tensor):
+            shared = x
+            x = lambda time: self.tile(shared(time))  # noqa: E731 - the tiled callable input
+        elif isinstance(x, Tensor):
+            x = self.tile(x if x.dim() > 1 else x.unsqueeze(0))
+        if state0 is None:
+            rows = 1 if x is None else (x(t[0]) if callable(x) else x).shape[0]
+            state0 = self.initial_state(rows if x is not None else self.size)
+        return simulate(self, t, x, state0, **kwargs)
+
+    def fit(self, data: Task, **kwargs: Any) -> History:
+        """:func:`neurodyn.fit` of all K networks at once on a task; returns one ``History``.
+
+        Every network sees the same trials each step (the task's batch, tiled), which is
+        what K separate ``fit(model_k, task, seed=s)`` calls see. The loss is the mean over
+        networks, and its gradient is scaled by K so that each network gets exactly the
+        gradient of its own loss: with the default Adam and no ``grad_clip`` / noise, the
+        K trained networks equal K sequential fits (``grad_clip`` clips the whole ensemble's
+        norm). ``history.loss`` and the metrics are ensemble means.
+        """
+        if not isinstance(data, Task):
+            raise ArgumentTypeError(f"Ensemble.fit trains on a neurodyn Task; got {type(data).__name__} (fit "
+                                    "networks to a Recording one by one, or in parallel with neurodyn.sweep)")
+        hooks = [p.register_hook(lambda g: g * self.size) for p in self.parameters() if p.requires_grad]
+        try:
+            return fit(self, _TiledTask(data, self.size), **kwargs)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def find_fixed_points(self, init: Any, x: Any = None, **kwargs: Any) -> list[FixedPoints]:
+        """:func:`neurodyn.find_fixed_points` of every network: a list of K ``FixedPoints``.
+
+        ``init`` is shared by all networks (flat ``(M, D)`` or a named state) or given per
+        network as ``(K, M, D)``; ``x`` and the keyword arguments go to each call, which is
+        batched over the M starts.
+        """
+        per_network = isinstance(init, Tensor) and init.dim() == 3
+        if per_network and init.shape[0] != self.size:
+            raise ValueError(f"a per-network init must be (K={self.size}, M, D); got {tuple(init.shape)}")
+        return [find_fixed_points(m, init[k] if per_network else init, x, **kwargs)
+                for k, m in enumerate(self.unstack())]
+
+    def unstack(self) -> list[Model]:
+        """K independent models holding the ensemble's current parameters (detached copies)."""
+        tensors = self._tensors()
+        models = []
+        for k in range(self.size):
+            model = copy.deepcopy(self._skeleton.model)
+            model.load_state_dict({name[len("model."):]: v[k].detach().clone() for name, v in tensors.items()})
+            models.append(model)
+        return models
+
+    def extra_repr(self) -> str:
+        return f"K={self.size}, member={type(self._skeleton.model).__name__}"
+
+
+def ensemble(model_factory: Callable[[int], Model], n: int, *, seed: int = 0) -> Ensemble:
+    """An :class:`Ensemble` of ``n`` networks ``model_factory(seed + k)``, k = 0..n-1.
+
+    Torch's global RNG is seeded with ``seed + k`` around the k-th call (and restored
+    afterwards), so network k is exactly ``torch.manual_seed(seed + k); model_factory(seed + k)``.
+    """
+    if not callable(model_factory):
+        raise ArgumentTypeError(f"model_factory must be callable, seed -> Model; got {type(model_factory).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int (the number of networks); got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ArgumentTypeError(f"seed must be an int; got {type(seed).__name__}")
+    models = []
+    for k in range(n):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + k)
+            models.append(model_factory(seed + k))
+    return Ensemble(models)
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _check_members(models: Any) -> list[Model]:
+    if isinstance(models, Model) or not isinstance(models, Sequence) or isinstance(models, str):
+        raise ArgumentTypeError(f"models must be a list of neurodyn Models; got {type(models).__name__}")
+    models = list(models)
+    if not models:
+        raise ValueError("models is empty; give at least one Model")
+    first = models[0]
+    for i, m in enumerate(models):
+        if not isinstance(m, Model) or isinstance(m, Ensemble):
+            raise ArgumentTypeError(f"models[{i}] must be a neurodyn Model (not an Ensemble); got {type(m).__name__}")
+        if type(m) is not type(first):
+            raise ValueError(f"models[{i}] is a {type(m).__name__} but models[0] is a {type(first).__name__}; "
+                             "an Ensemble stacks networks of one architecture")
+        for what in ("state_vars", "n_in", "n_out"):
+            if getattr(m, what) != getattr(first, what):
+                raise ValueError(f"models[{i}].{what}={getattr(m, what)!r} but models[0].{what}="
+                                 f"{getattr(first, what)!r}; an Ensemble stacks networks of one architecture")
+        mine = {n: t for n, t in (*m.named_parameters(), *m.named_buffers())}
+        ref = {n: t for n, t in (*first.named_parameters(), *first.named_buffers())}
+        if list(mine) != list(ref):
+            raise ValueError(f"models[{i}] has tensors {sorted(set(mine) ^ set(ref))} that models[0] does not "
+                             "share; an Ensemble stacks networks of one architecture")
+        for name, tensor in mine.items():
+            r = ref[name]
+            if (tensor.shape, tensor.dtype, tensor.device) != (r.shape, r.dtype, r.device):
+                raise ValueError(f"models[{i}].{name} is {tuple(tensor.shape)} {tensor.dtype} on {tensor.device} but "
+                                 f"models[0].{name} is {tuple(r.shape)} {r.dtype} on {r.device}")
+        if repr(m) != repr(first):
+            raise ValueError(f"models[{i}] is built differently from models[0] ({m!r} vs {first!r})")
+    return models
+
+
+class _TiledTask(Task):
+    """A task whose batches repeat the wrapped task's B trials for each of K networks (K*B rows)."""
+
+    def __init__(self, task: Task, k: int) -> None:  # the wrapped task holds the timing; no Task.__init__
+        self.task, self.k, self.dt = task, k, task.dt
+        self.n_in, self.n_out, self.n_choices, self.metric = task.n_in, task.n_out, task.n_choices, task.metric
+
+    def __repr__(self) -> str:
+        return f"{self.task!r} x {self.k} networks"
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> TaskBatch:
+        b = self.task.sample(batch_size, generator)
+        return TaskBatch(b.t, *(_repeat(v, self.k) for v in (b.x, b.y, b.mask, b.info)))
+
+    def evaluate(self, outputs: Tensor, batch: TaskBatch) -> float:
+        return self.task.evaluate(outputs, batch)
+
+
+def _repeat(value: Any, k: int) -> Any:
+    if isinstance(value, Tensor):
+        return value.repeat(k, *([1] * (value.dim() - 1))) if value.dim() else value
+    if isinstance(value, dict):
+        return {key: _repeat(v, k) for key, v in value.items()}
+    return value
+

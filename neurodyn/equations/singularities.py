@@ -1,0 +1,75 @@
+r"""Removable singularities of the form ``c E / (1 - exp(E))``.
+
+Rate functions such as Wong & Wang's (2006) ``H(x) = (a x - b) / (1 - exp(-d (a x - b)))``
+or the Hodgkin–Huxley ``alpha_n(V) = 0.01 (V + 55) / (1 - exp(-(V + 55) / 10))``
+are 0/0 where the exponent vanishes, although the function is smooth there.
+Before compiling, every product ``g / (s (exp(E) - 1))`` (``s = ±1``) in which
+``g = c E`` with ``c`` free of the state, inputs and time is rewritten as
+``(c / s) B(E)`` with the Bernoulli function ``B(u) = u / (exp(u) - 1)``.
+:func:`x_over_expm1` evaluates ``B`` without NaN in value and gradient:
+the Taylor series ``1 - u/2 + u^2/12 - u^4/720 + u^6/30240 - u^8/1209600``
+for ``|u| <`` 0.1 (float64; 1.0 in lower precision: the next term is below
+the rounding error there) and ``u / (exp(u) - 1)`` written with ``expm1``
+and without overflow elsewhere. The symbolic expressions (``symbolic_rhs``,
+``latex``, ``symbolic_jacobian``) keep the form the user wrote.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+import torch
+from torch import Tensor
+
+from .functions import x_over_expm1 as bernoulli
+
+
+def remove_singularities(expr: sp.Expr, dynamic: set[sp.Symbol]) -> sp.Expr:
+    """``expr`` with every ``c E / (1 - exp(E))`` replaced by ``-c B(E)`` (and ``c E / (exp(E) - 1)`` by ``c B(E)``)."""
+    if not expr.args:
+        return expr
+    node = expr.func(*(remove_singularities(a, dynamic) for a in expr.args))
+    return _rewrite_product(node, dynamic) if node.is_Mul else node
+
+
+def _rewrite_product(node: sp.Mul, dynamic: set[sp.Symbol]) -> sp.Expr:
+    factors = list(node.args)
+    for i, f in enumerate(factors):
+        if not (f.is_Pow and f.exp == -1):
+            continue
+        found = _expm1_argument(f.base)
+        if found is None:
+            continue
+        exponent, sign = found
+        for j, g in enumerate(factors):
+            if j == i or not (g.free_symbols & dynamic):
+                continue
+            ratio = sp.cancel(sp.nsimplify(g / exponent, rational=True))
+            if ratio.free_symbols & dynamic or ratio.has(sp.zoo, sp.nan) or ratio.is_zero:
+                continue
+            rest = [h for k, h in enumerate(factors) if k not in (i, j)]
+            return sp.Mul(*rest, ratio / sign, bernoulli(exponent))
+    return node
+
+
+def _expm1_argument(base: sp.Expr) -> tuple[sp.Expr, int] | None:
+    """``(E, s)`` when ``base = s (exp(E) - 1)`` with ``s = ±1``, else None."""
+    coeff, terms = base.as_coeff_add()
+    if len(terms) != 1:
+        return None
+    scale, term = terms[0].as_coeff_Mul()
+    if isinstance(term, sp.exp) and scale in (1, -1) and coeff == -scale:
+        return term.args[0], int(scale)
+    return None
+
+
+def x_over_expm1(u: Tensor) -> Tensor:
+    """``u / (exp(u) - 1)``, equal to 1 at ``u = 0``, finite in value and gradient for every real ``u``."""
+    threshold = 0.1 if u.dtype == torch.float64 else 1.0
+    small = u.abs() < threshold
+    s = torch.where(small, u, torch.zeros_like(u))
+    s2 = s * s
+    series = 1 - s / 2 + s2 * (1 / 12 + s2 * (-1 / 720 + s2 * (1 / 30240 - s2 / 1209600)))
+    v = torch.where(small, torch.full_like(u, threshold), u.abs())
+    # u < 0: v / (1 - e^-v);  u > 0: v e^-v / (1 - e^-v) = v / (e^v - 1). Neither overflows.
+    direct = v * torch.exp(torch.where(u > 0, -v, torch.zeros_like(v))) / -torch.expm1(-v)
+    return torch.where(small, series, direct)

@@ -1,0 +1,337 @@
+"""fit(): gradient training of a model on a task or a neural recording."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..data.recording import Recording
+from ..errors import ArgumentTypeError, DivergenceError
+from ..models.base import Model
+from ..simulate import simulate
+from ..state import flatten
+from ..tasks.base import Task, TaskBatch
+from ..trajectory import Trajectory
+from .checkpoints import load_checkpoint, save_checkpoint
+from .history import History
+from .losses import LOSSES, poisson_rate
+from .regularizers import Regularizer
+
+Callback = Callable[[int, History, Model], Any]
+
+
+def model_signal(model: Model, traj: Trajectory) -> Tensor:
+    """What is compared with data: the readout, or the units themselves (first state variable) when ``n_out == 0``."""
+    return traj.outputs if model.n_out else traj.states[0]
+
+
+def batch_loss(
+    model: Model,
+    t: Tensor,
+    x: Tensor | None,
+    target: Tensor,
+    mask: Tensor | None = None,
+    state0: Any = None,
+    *,
+    loss: str = "mse",
+    bin_width: float | None = None,
+    regularizers: Sequence[Regularizer] = (),
+    **simulate_kwargs: Any,
+) -> tuple[Tensor, Trajectory]:
+    """Simulate one batch and return ``(loss + regularizers, trajectory)``: one training step's forward pass.
+
+    ``target`` is ``(B, T, n)``: task targets or recorded rates ("mse"), class
+    probabilities ("cross_entropy"), or spike counts in bins of ``bin_width``
+    seconds ("poisson"). ``simulate_kwargs`` go to :func:`neurodyn.simulate`.
+    """
+    traj = simulate(model, t, x, state0, **simulate_kwargs)
+    signal = model_signal(model, traj)
+    if loss == "poisson":
+        value = LOSSES[loss](signal, target, bin_width, mask)
+    else:
+        value = LOSSES[loss](signal, target, mask)
+    for reg in regularizers:
+        value = value + reg(model, traj)
+    return value, traj
+
+
+class _TaskData:
+    """Fresh task batches for training; a fixed held-out batch for evaluation."""
+
+    def __init__(self, model: Model, task: Task, batch_size: int | None, eval_batch_size: int, seed: int) -> None:
+        if task.n_in != model.n_in or task.n_out != model.n_out:
+            raise ValueError(f"{task!r} has n_in={task.n_in}, n_out={task.n_out} but the model has "
+                             f"n_in={model.n_in}, n_out={model.n_out}; build the model with the task's sizes")
+        self.model, self.task = model, task
+        self.batch_size = batch_size or 64
+        self.validation = self._move(task.sample(eval_batch_size, torch.Generator().manual_seed(seed + 1)))
+        self.bin_width, self.initial = None, None
+
+    def _move(self, batch: TaskBatch) -> TaskBatch:
+        return batch.to(self.model.device, self.model.dtype)
+
+    def batch(self, generator: torch.Generator) -> tuple:
+        b = self._move(self.task.sample(self.batch_size, generator))
+        return b.t, b.x, b.y, b.mask, None
+
+    def evaluate(self, loss: str, sim: dict) -> dict[str, Any]:
+        b = self.validation
+        value, traj = batch_loss(self.model, b.t, b.x, b.y, b.mask, loss=loss, **sim)
+        return {self.task.metric: self.task.evaluate(traj.outputs, b), "val_loss": float(value)}
+
+
+class _RecordingData:
+    """Minibatches of training trials; R² per neuron on the held-out trials.
+
+    When the units stand for the neurons (``n_out == 0``) each trial starts
+    from its recorded rates at ``t[0]``; otherwise the initial state is learned.
+    """
+
+    def __init__(self, model: Model, rec: Recording, loss: str, batch_size: int | None, holdout: float,
+                 seed: int) -> None:
+        if loss == "cross_entropy":
+            raise ValueError('loss="cross_entropy" is for tasks; fit a recording with "mse" (rates) '
+                             'or "poisson" (counts)')
+        if loss == "poisson" and rec.counts is None:
+            raise ValueError('loss="poisson" needs a recording with spike counts; use loss="mse" to fit rates')
+        if loss == "mse" and rec.rates is None:
+            raise ValueError('loss="mse" fits rates but the recording only has counts; use loss="poisson"')
+        if not (isinstance(holdout, (int, float)) and 0 <= holdout < 1):
+            raise ValueError(f"holdout must be a fraction in [0, 1); got {holdout!r}")
+        n_units = next(iter(model.state_vars.values()))
+        width = model.n_out or n_units
+        if width != rec.n_neurons:
+            raise ValueError(f"the recording has N={rec.n_neurons} neurons but the model compares "
+                             f"{'n_out' if model.n_out else 'its units'}={width}; build it with {rec.n_neurons}")
+        if rec.x is not None and rec.x.shape[-1] != model.n_in:
+            raise ValueError(f"the recording's stimulus x has {rec.x.shape[-1]} channels but the model has "
+                             f"n_in={model.n_in}")
+        if model.n_out == 0 and rec.rates is None:
+            raise ValueError("the model's units stand for the neurons (n_out=0), so trials start from the recorded "
+                             "rates at t[0], but the recording has only counts; add rates or give the model a readout")
+        self.model, self.loss = model, loss
+        self.rec = rec.to(model.device, model.dtype)
+        self.bin_width = rec.bin_width if loss == "poisson" else None
+        order = torch.randperm(rec.n_trials, generator=torch.Generator().manual_seed(seed + 1))
+        n_hold = int(round(holdout * rec.n_trials)) if rec.n_trials > 1 else 0
+        self.held_out, self.train = order[:n_hold].sort().values, order[n_hold:].sort().values
+        if len(self.train) == 0:
+            raise ValueError(f"holdout={holdout} leaves no training trials; lower it")
+        self.batch_size = min(batch_size or 32, len(self.train))
+        self.initial = None
+        if model.n_out:
+            start = flatten(model.initial_state(1)).detach().clone()
+            self.initial = torch.nn.Parameter(start)
+
+    def _trials(self, index: Tensor) -> tuple:
+        index = index.to(self.rec.t.device)
+        x = None if self.rec.x is None else self.rec.x[index]
+        target = (self.rec.counts if self.loss == "poisson" else self.rec.rates)[index]
+        if self.initial is not None:
+            state0 = self.initial.expand(len(index), -1)
+        else:
+            state0 = self.model.initial_state(len(index))
+            state0 = state0._replace(**{state0._fields[0]: self.rec.rates[index, 0]})
+        return self.rec.t, x, target, None, state0
+
+    def batch(self, generator: torch.Generator) -> tuple:
+        pick = torch.randperm(len(self.train), generator=generator)[: self.batch_size]
+        return self._trials(self.train[pick])
+
+    def evaluate(self, loss: str, sim: dict) -> dict[str, Any]:
+        index = self.held_out if len(self.held_out) else self.train
+        t, x, target, mask, state0 = self._trials(index)
+        value, traj = batch_loss(self.model, t, x, target, mask, state0, loss=loss, bin_width=self.bin_width, **sim)
+        signal = model_signal(self.model, traj)
+        predicted = poisson_rate(signal) if loss == "poisson" else signal
+        truth = self.rec.firing_rates()[index.to(signal.device)]
+        residual = ((predicted - truth) ** 2).sum((0, 1))
+        spread = ((truth - truth.mean((0, 1))) ** 2).sum((0, 1)).clamp_min(torch.finfo(truth.dtype).tiny)
+        r2 = (1 - residual / spread).detach().cpu()
+        return {"r2": float(r2.mean()), "val_loss": float(value), "_r2": r2}
+
+
+def _check_fit_args(steps: Any, lr: Any, loss: str, batch_size: Any, grad_clip: Any, every: dict[str, Any]) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be a number > 0; got {lr!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}; got {loss!r}")
+    for name, value in (("batch_size", batch_size), *every.items()):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int or None; got {value!r}")
+    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
+        raise ValueError(f"grad_clip must be a number > 0 or None; got {grad_clip!r}")
+
+
+def _make_optimizer(optimizer: Any, params: list[Tensor], extra: Tensor | None, lr: float) -> torch.optim.Optimizer:
+    if optimizer is None:
+        return torch.optim.Adam(params + ([extra] if extra is not None else []), lr=lr)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        if extra is not None:
+            optimizer.add_param_group({"params": [extra]})
+        return optimizer
+    if callable(optimizer):
+        return optimizer(params + ([extra] if extra is not None else []))
+    raise ArgumentTypeError("optimizer must be None, a torch.optim.Optimizer or a callable params -> Optimizer; "
+                            f"got {type(optimizer).__name__}")
+
+
+def fit(
+    model: Model,
+    data: Task | Recording,
+    *,
+    loss: str = "mse",
+    steps: int,
+    lr: float = 1e-3,
+    optimizer: Any = None,
+    batch_size: int | None = None,
+    solver: str = "euler",
+    dt: float | None = None,
+    gradient: str = "backprop",
+    regularizers: Sequence[Regularizer] = (),
+    grad_clip: float | None = None,
+    noise_std: float = 0.0,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    eval_every: int | None = None,
+    eval_batch_size: int = 256,
+    holdout: float = 0.2,
+    seed: int = 0,
+) -> History:
+    """Train ``model`` by gradient descent through :func:`neurodyn.simulate` (Song, Yang & Wang 2016).
+
+    ``data`` is a :class:`~neurodyn.tasks.Task` (a fresh batch of ``batch_size``
+    trials, default 64, each step; the targets weighted by the task's mask) or a
+    :class:`~neurodyn.data.Recording` (minibatches of ``batch_size`` training
+    trials, default 32; a fraction ``holdout`` of trials is held out for R² per
+    neuron). ``loss`` is "mse", "cross_entropy" (task outputs as logits) or
+    "poisson" (spike counts, rate ``softplus(output)``). ``steps`` is the total
+    number of optimizer steps (Adam with ``lr`` unless ``optimizer``: an
+    Optimizer or a callable ``params -> Optimizer``). ``solver``, ``dt``,
+    ``gradient`` and ``noise_std`` go to ``simulate``. ``regularizers`` are
+    callables ``(model, trajectory) -> scalar`` added to the loss; ``grad_clip``
+    clips the gradient norm. Every ``eval_every`` steps (default ``steps // 20``)
+    and at the end the metrics are recorded (a task's on a fixed batch of
+    ``eval_batch_size`` trials); each ``callback(step, history, model)`` runs after
+    every step and stops the run by returning True. With ``checkpoint`` (a file)
+    the run saves itself atomically every ``checkpoint_every`` steps (default
+    ``eval_every``) and resumes from the file when it exists, continuing the
+    identical sequence of batches and losses (``seed`` fixes it). A NaN loss or
+    gradient raises :class:`~neurodyn.DivergenceError` and leaves the last good
+    checkpoint in place.
+    """
+    if not isinstance(model, Model):
+        raise ArgumentTypeError(f"model must be a neurodyn Model; got {type(model).__name__}")
+    eval_every = eval_every or max(1, steps // 20) if isinstance(steps, int) else eval_every
+    checkpoint_every = checkpoint_every or eval_every
+    _check_fit_args(steps, lr, loss, batch_size, grad_clip,
+                    {"eval_every": eval_every, "checkpoint_every": checkpoint_every,
+                     "eval_batch_size": eval_batch_size})
+    if isinstance(data, Task):
+        problem: _TaskData | _RecordingData = _TaskData(model, data, batch_size, eval_batch_size, seed)
+    elif isinstance(data, Recording):
+        problem = _RecordingData(model, data, loss, batch_size, holdout, seed)
+    else:
+        raise ArgumentTypeError(f"data must be a neurodyn Task or Recording; got {type(data).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _make_optimizer(optimizer, params, problem.initial, lr)
+    trained = params + ([problem.initial] if problem.initial is not None else [])
+    sim = {"solver": solver, "dt": dt, "gradient": gradient, "noise_std": noise_std}
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.Generator(device=model.device).manual_seed(seed + 2)
+    history = History(held_out=getattr(problem, "held_out", None))
+
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None and path.exists():
+        state = load_checkpoint(path, map_location=model.device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if problem.initial is not None:
+            problem.initial.data.copy_(state["initial_state"])
+        history = History.from_state_dict(state["history"])
+        generator.set_state(state["generator"])
+        noise.set_state(state["noise"])
+
+    def save() -> None:
+        if path is not None:
+            history.initial_state = None if problem.initial is None else problem.initial.detach().clone()
+            save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "history": history.state_dict(), "generator": generator.get_state(),
+                                   "noise": noise.get_state(), "initial_state": problem.initial})
+
+    def diverged(step: int, what: str) -> DivergenceError:
+        kept = (f"the last good checkpoint ({str(path)!r}) is kept" if path is not None and path.exists()
+                else "no checkpoint was written")
+        return DivergenceError(f"{what} at step {step}; the run stopped and {kept}. Lower lr, set grad_clip, "
+                               "or reduce dt")
+
+    start = history.steps
+    clock = time.perf_counter() - (history.wall_time[-1] if history.wall_time else 0.0)
+    bar = tqdm(total=steps, initial=start, disable=not progress, desc="fit", unit="step", leave=False)
+    try:
+        for step in range(start, steps):
+            t, x, target, mask, state0 = problem.batch(generator)
+            opt.zero_grad(set_to_none=True)
+            try:
+                value, _ = batch_loss(model, t, x, target, mask, state0, loss=loss, bin_width=problem.bin_width,
+                                      regularizers=regularizers, generator=noise, **sim)
+            except DivergenceError as err:
+                raise diverged(step, f"the simulation diverged ({err})") from err
+            current = float(value.detach())
+            if not math.isfinite(current):
+                raise diverged(step, f"the loss became {current}")
+            value.backward()
+            norm = torch.nn.utils.clip_grad_norm_(trained, grad_clip if grad_clip else math.inf)
+            if not torch.isfinite(norm):
+                raise diverged(step, "the gradient became NaN or Inf")
+            opt.step()
+            history.loss.append(current)
+            history.wall_time.append(time.perf_counter() - clock)
+            done = step + 1
+            if done % eval_every == 0 or done == steps:
+                with torch.no_grad():
+                    metrics = problem.evaluate(loss, {**sim, "generator": torch.Generator(device=model.device)
+                                                      .manual_seed(seed + 3)})
+                history.r2 = metrics.pop("_r2", history.r2)
+                for name, v in metrics.items():
+                    history.metrics.setdefault(name, []).append(v)
+                history.eval_steps.append(done)
+                bar.set_postfix(loss=f"{current:.4g}", **{k: f"{v:.3g}" for k, v in metrics.items()})
+            bar.update(1)
+            stop = [bool(cb(done, history, model)) for cb in callbacks]
+            if done % checkpoint_every == 0 or done == steps or any(stop):
+                save()
+            if any(stop):
+                break
+    finally:
+        bar.close()
+    history.initial_state = None if problem.initial is None else problem.initial.detach().clone()
+    return history
+
+
+class StopWhen:
+    """Callback that stops :func:`fit` once ``history.last(metric)`` reaches ``at_least`` (or falls to ``at_most``)."""
+
+    def __init__(self, metric: str, *, at_least: float | None = None, at_most: float | None = None) -> None:
+        if (at_least is None) == (at_most is None):
+            raise ValueError("give exactly one of at_least and at_most")
+        self.metric, self.at_least, self.at_most = metric, at_least, at_most
+
+    def __call__(self, step: int, history: History, model: Model) -> bool:
+        try:
+            value = history.last(self.metric)
+        except KeyError:
+            return False
+        return value >= self.at_least if self.at_least is not None else value <= self.at_most

@@ -1,0 +1,72 @@
+"""Rate network with short-term synaptic plasticity (primer Eqs. 48-49; Mongillo et al. 2008; Masse et al. 2019)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .params import register_tensor
+from .rate_rnn import RateRNN
+
+
+class STPRateRNN(RateRNN):
+    r"""Rate network whose synapses facilitate (``u``) and depress (``x``) with presynaptic activity.
+
+    ::
+
+        tau dr/dt = -r + f(W (u ⊙ x ⊙ r+) + W_in x_in + b)
+        dx/dt = (1 - x) / tau_x - u x r+                       (Eq. 48)
+        du/dt = (U - u) / tau_u + U (1 - u) r+                 (Eq. 49)
+
+    so the effective weight from presynaptic unit ``j`` is ``w~_ij u_j x_j``
+    (Mongillo, Barak & Tsodyks 2008; Masse et al. 2019). ``r+ = max(r, 0)`` is
+    the presynaptic rate (rates are non-negative with the default relu), which
+    keeps ``u`` and ``x`` in [0, 1]. ``U`` in (0, 1], ``tau_u`` and ``tau_x`` are
+    scalars or per-neuron ``(n,)`` tensors, trainable with ``learn_stp=True``.
+    The initial state is the resting one: ``r = 0, u = U, x = 1``. Other
+    :class:`RateRNN` keywords keep their meaning.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        n_in: int = 0,
+        n_out: int = 0,
+        *,
+        U: float | Tensor = 0.2,
+        tau_u: float | Tensor = 1.5,
+        tau_x: float | Tensor = 0.2,
+        learn_stp: bool = False,
+        activation: Any = "relu",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(n, n_in, n_out, activation=activation, **kwargs)
+        self.state_vars = {"r": n, "u": n, "x": n}
+        shapes = ((), (n,))
+        register_tensor(self, "U", U, trainable=learn_stp, positive=True, shapes=shapes, dtype=self.dtype)
+        if (self.U > 1).any():
+            raise ValueError(f"U must be in (0, 1]; got {U!r}")
+        for name, value in (("tau_u", tau_u), ("tau_x", tau_x)):
+            register_tensor(self, name, value, trainable=learn_stp, positive=True, shapes=shapes, dtype=self.dtype)
+
+    def initial_state(self, batch_size: int = 1) -> Any:
+        r = torch.zeros(batch_size, self.n, device=self.device, dtype=self.dtype)
+        return self.State(r, self.U.detach().expand(batch_size, self.n).clone(), torch.ones_like(r))
+
+    def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
+        r, u, x = state
+        pre = torch.relu(r)
+        dr = self.rate_derivative(r, torch.addmm(drive, u * x * pre, self.W.T))
+        dx = (1 - x) / self.tau_x - u * x * pre
+        du = (self.U - u) / self.tau_u + self.U * (1 - u) * pre
+        return self.State(dr, du, dx)
+
+    @property
+    def timescale(self) -> float:
+        return min(float(self.tau.min()), float(self.tau_u.min()), float(self.tau_x.min()))
+
+    def state_tau(self) -> Tensor:
+        n = self.n
+        return torch.cat([self.tau.expand(n), self.tau_u.expand(n), self.tau_x.expand(n)])

@@ -1,0 +1,92 @@
+"""`neurodyn analyze FILE`: fixed points, eigenvalues, stability, phase portrait; the file format."""
+
+import re
+
+import pytest
+
+from neurodyn.cli import main
+from neurodyn.equations.spec import parse_spec
+
+WILSON_COWAN = """\
+# Wilson & Cowan (1972) with the Neuromatch couplings (neurodyn.WilsonCowan's defaults)
+[equations]
+FE = sigmoid(aE*(wEE*E - wEI*I + P - thetaE)) - sigmoid(-aE*thetaE)
+dE/dt = (-E + FE)/tauE
+dI/dt = (-I + sigmoid(aI*(wIE*E - wII*I - thetaI)) - sigmoid(-aI*thetaI))/tauI
+
+[params]
+tauE = 1
+tauI = 2
+aE = 1.2
+thetaE = 2.8
+aI = 1.0
+thetaI = 4.0
+wEE = 9
+wEI = 4
+wIE = 13
+wII = 11
+
+[inputs]
+P = 0.0
+
+[ranges]
+E = -0.1, 1
+I = -0.1, 1
+"""
+
+
+def test_analyze_prints_fixed_points_and_saves_a_phase_portrait(tmp_path, capsys):
+    path = tmp_path / "wc.eqs"
+    path.write_text(WILSON_COWAN)
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "3 fixed points" in out
+    # the published fixed points of these parameters (WilsonCowan docstring):
+    # (0, 0) stable, (0.3369, 0.1684) saddle, (0.9384, 0.6725) stable
+    found = [(float(e), float(i), kind)
+             for e, i, kind in re.findall(r"E=(\S+), I=(\S+)\n\s+(stable node|stable focus|saddle)", out)]
+    assert len(found) == 3
+    for e, i, kind in ((0.0, 0.0, "stable"), (0.3369, 0.1684, "saddle"), (0.9384, 0.6725, "stable")):
+        match = [k for a, b, k in found if abs(a - e) < 1e-4 and abs(b - i) < 1e-4]
+        assert len(match) == 1 and match[0].startswith(kind)
+    png = tmp_path / "out" / "wc_phase_portrait.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in (tmp_path / "out").iterdir() if p != png]  # no temporary files left
+
+
+def test_param_override_changes_the_fixed_points(tmp_path, capsys):
+    path = tmp_path / "wc.eqs"
+    path.write_text(WILSON_COWAN)
+    assert main(["analyze", str(path), "--out", str(tmp_path), "--param", "wEE=4", "--input", "P=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "wEE=4" in out and "P=0.5" in out and "1 fixed point " in out
+
+
+@pytest.mark.parametrize(
+    "content,args,match",
+    [
+        (WILSON_COWAN, ["--param", "nope=1"], "the file has no param 'nope'"),
+        (WILSON_COWAN, ["--param", "wEE"], "--param expects NAME=VALUE"),
+        (WILSON_COWAN.replace("wII = 11", "wII = __import__('os')"), [], r"bad.eqs, line 17: .* is not a number"),
+        (WILSON_COWAN.replace("dE/dt = (-E + FE)/tauE", "dE/dt = (-E + FE)/tauE + q"), [],
+         r"line 4: .*unknown symbol 'q'"),
+        (WILSON_COWAN.replace("[ranges]", "[limits]"), [], r"unknown section \[limits\]"),
+    ],
+)
+def test_errors_exit_with_status_2_and_a_message(tmp_path, capsys, content, args, match):
+    path = tmp_path / "bad.eqs"
+    path.write_text(content)
+    assert main(["analyze", str(path), "--out", str(tmp_path), *args]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_file_format_sections_and_line_numbers():
+    spec = parse_spec("[params]\nW = [[0, 1], [1, 0]]\nk = 2\n[equations]\ndr/dt = -r + W @ r * k\n"
+                      "[sizes]\nr = 2\n[ranges]\nr = -1, 1\n")
+    assert spec.params == {"W": [[0, 1], [1, 0]], "k": 2}
+    assert spec.sizes == {"r": 2} and spec.ranges == {"r": (-1.0, 1.0)}
+    assert spec.text.splitlines()[4] == "dr/dt = -r + W @ r * k"  # file line 5 is equations line 5
+    with pytest.raises(ValueError, match="given twice"):
+        parse_spec("dx/dt = -x\n[params]\nk = 1\nk = 2\n")
+    with pytest.raises(ValueError, match="low < high"):
+        parse_spec("dx/dt = -x\n[ranges]\nx = 1, 0\n")

@@ -1,0 +1,164 @@
+"""fit(): losses, pass-through to simulate, checkpoints, divergence, validation."""
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+from torch.nn import functional as F
+
+from neurodyn import DivergenceError, RateRNN
+from neurodyn.data import Recording, synthetic_recording
+from neurodyn.learning import (
+    History,
+    StopWhen,
+    activity_l2,
+    batch_loss,
+    cross_entropy_loss,
+    fit,
+    load_checkpoint,
+    mse_loss,
+    poisson_loss,
+)
+from neurodyn.tasks import ParametricWorkingMemory, PerceptualDecisionMaking
+
+
+def small_task():
+    return ParametricWorkingMemory(dt=0.05, fixation=0.05, stimulus=0.1, delay=0.1, decision=0.1)
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return RateRNN(16, 3, 3, tau=0.1, g=0.8)
+
+
+def test_mse_and_cross_entropy_match_references():
+    y, target = torch.randn(4, 5, 3), torch.randn(4, 5, 3)
+    mask = torch.rand(4, 5)
+    expected = (((y - target) ** 2).mean(-1) * mask).sum() / mask.sum()
+    assert torch.allclose(mse_loss(y, target, mask), expected)
+    assert torch.allclose(mse_loss(y, target), F.mse_loss(y, target))
+    labels = torch.randint(0, 3, (4, 5))
+    onehot = F.one_hot(labels, 3).float()
+    assert torch.allclose(cross_entropy_loss(y, onehot), F.cross_entropy(y.reshape(-1, 3), labels.reshape(-1)))
+
+
+def test_poisson_loss_matches_scipy_and_passes_gradcheck():
+    y = torch.randn(2, 6, 3, dtype=torch.float64)
+    counts = torch.poisson(torch.full((2, 6, 3), 2.0, dtype=torch.float64))
+    mu = (F.softplus(y) * 0.05).numpy()
+    expected = -stats.poisson.logpmf(counts.numpy(), mu).mean()
+    assert poisson_loss(y, counts, 0.05).item() == pytest.approx(expected, rel=1e-12)
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: poisson_loss(v, counts, 0.05), (y,))
+    with pytest.raises(ValueError, match="non-negative"):
+        poisson_loss(y, -counts, 0.05)
+    with pytest.raises(ValueError, match="integer"):
+        poisson_loss(y, counts + 0.5, 0.05)
+    with pytest.raises(ValueError, match="NaN"):
+        mse_loss(y, torch.full_like(y, float("nan")))
+
+
+def test_fit_passes_solver_options_to_simulate():
+    """The first recorded loss is the loss of the first task batch simulated with fit's solver options."""
+    task = small_task()
+    for solver, gradient in (("euler", "backprop"), ("rk4", "checkpoint")):
+        model = small_model()
+        first = fit(model, task, steps=1, lr=1e-6, solver=solver, dt=0.025, gradient=gradient, progress=False,
+                    eval_batch_size=4)
+        model = small_model()
+        batch = task.sample(64, torch.Generator().manual_seed(0))
+        value, _ = batch_loss(model, batch.t, batch.x, batch.y, batch.mask, solver=solver, dt=0.025)
+        assert first.loss[0] == pytest.approx(value.item(), rel=1e-6)
+    assert isinstance(first, History) and first.steps == 1 and len(first.wall_time) == 1
+
+
+def test_regularizer_adds_to_loss():
+    task = small_task()
+    batch = task.sample(8)
+    model = small_model()
+    base, traj = batch_loss(model, batch.t, batch.x, batch.y, batch.mask)
+    total, _ = batch_loss(model, batch.t, batch.x, batch.y, batch.mask, regularizers=[activity_l2(0.5)])
+    assert torch.allclose(total, base + 0.5 * traj["r"].pow(2).mean())
+
+
+def test_fit_reduces_loss_and_records_metrics():
+    history = fit(small_model(), small_task(), steps=40, lr=1e-2, batch_size=32, eval_every=10, progress=False,
+                  eval_batch_size=64)
+    assert history.eval_steps == [10, 20, 30, 40]
+    assert set(history.metrics) == {"accuracy", "val_loss"}
+    assert history.metrics["val_loss"][-1] < 0.6 * history.metrics["val_loss"][0]
+
+
+def test_checkpoint_resume_continues_identical_losses(tmp_path):
+    task = small_task()
+    options = dict(steps=6, lr=1e-2, batch_size=16, noise_std=0.05, progress=False, eval_every=2,
+                   eval_batch_size=16)
+    straight = fit(small_model(), task, **options)
+    path = tmp_path / "run.pt"
+    first = fit(small_model(), task, **{**options, "steps": 3}, checkpoint=path, checkpoint_every=3)
+    assert first.loss == straight.loss[:3]
+    assert load_checkpoint(path)["history"]["loss"] == first.loss
+    # a fresh model resumes from the file (its own random weights are replaced)
+    resumed = fit(small_model(seed=5), task, **options, checkpoint=path)
+    assert resumed.loss == straight.loss
+    assert resumed.metrics["val_loss"][-1] == straight.metrics["val_loss"][-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    calls = []
+
+    def poison(model, traj):
+        calls.append(1)
+        return traj["r"].sum() * (float("nan") if len(calls) == 5 else 0.0)
+
+    path = tmp_path / "run.pt"
+    model = small_model()
+    with pytest.raises(DivergenceError, match="step 4.*last good checkpoint"):
+        fit(model, small_task(), steps=10, lr=1e-2, batch_size=8, regularizers=[poison], checkpoint=path, eval_batch_size=8,
+            checkpoint_every=2, progress=False)
+    saved = load_checkpoint(path)
+    assert len(saved["history"]["loss"]) == 4 and all(math.isfinite(v) for v in saved["history"]["loss"])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_stop_when_callback():
+    history = fit(small_model(), small_task(), steps=50, lr=1e-2, eval_every=5, progress=False, eval_batch_size=8,
+                  callbacks=[StopWhen("val_loss", at_most=1e9)])
+    assert history.steps == 5
+
+
+def test_fit_recording_with_learned_initial_state_and_poisson():
+    model = RateRNN(6, 2, 3, tau=0.05)
+    with torch.no_grad():
+        model.W_out.mul_(20.0)
+        model.b_out.fill_(10.0)
+    t = torch.arange(20) * 0.01
+    rec = synthetic_recording(model, t, torch.randn(10, 20, 2), generator=torch.Generator().manual_seed(0))
+    student = RateRNN(6, 2, 3, tau=0.05)
+    history = fit(student, rec, loss="poisson", steps=30, lr=2e-2, eval_every=10, progress=False, holdout=0.2)
+    assert len(history.held_out) == 2 and history.r2.shape == (3,)
+    assert history.initial_state.shape == (1, 6)
+    assert history.metrics["val_loss"][-1] < history.metrics["val_loss"][0]
+
+
+def test_fit_bad_input():
+    task, model = small_task(), small_model()
+    with pytest.raises(ValueError, match="steps"):
+        fit(model, task, steps=0)
+    with pytest.raises(ValueError, match="loss"):
+        fit(model, task, steps=1, loss="l1")
+    with pytest.raises(ValueError, match="n_in"):
+        fit(RateRNN(8, 2, 3), task, steps=1)
+    with pytest.raises(TypeError):
+        fit(model, [1, 2, 3], steps=1)
+    with pytest.raises(ValueError, match="n_out"):
+        fit(RateRNN(8, 3, 2), PerceptualDecisionMaking(), steps=1)
+    rates = Recording(torch.arange(5) * 0.1, rates=torch.rand(4, 5, 8))
+    with pytest.raises(ValueError, match="poisson"):
+        fit(RateRNN(8), rates, loss="poisson", steps=1)
+    with pytest.raises(ValueError, match="cross_entropy"):
+        fit(RateRNN(8), rates, loss="cross_entropy", steps=1)
+    with pytest.raises(ValueError, match="N=8"):
+        fit(RateRNN(5), rates, steps=1)

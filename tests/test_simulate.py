@@ -1,0 +1,260 @@
+"""simulate(): accuracy against closed forms, convergence orders, gradient modes."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+import neurodyn as nd
+
+f64 = torch.float64
+
+
+def linear_rnn(n=6, tau=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W = 0.8 * torch.randn(n, n, generator=g, dtype=f64) / math.sqrt(n)
+    b = torch.randn(n, generator=g, dtype=f64)
+    return nd.RateRNN(n, tau=tau, activation="linear", W=W, b=b)
+
+
+def exact_linear(model, r0, t):
+    """r(t) for tau dr/dt = (W - I) r + b: r* + expm(A t)(r0 - r*)."""
+    A = ((model.W - torch.eye(model.n, dtype=f64)) / model.tau).detach().numpy()
+    c = (model.b / model.tau).detach().numpy()
+    rstar = np.linalg.solve(A, -c)
+    return np.stack([rstar + scipy.linalg.expm(A * s) @ (r0 - rstar) for s in t])
+
+
+def test_euler_equals_discrete_time_rnn_eq27():
+    n, n_in, dt, tau = 20, 3, 0.01, 0.05
+    model = nd.RateRNN(n, n_in, 2, tau=tau, W=torch.randn(n, n, dtype=f64))
+    t = torch.arange(0, 101, dtype=f64) * dt
+    x = torch.randn(4, 101, n_in, dtype=f64)
+    r = torch.randn(4, n, dtype=f64)
+    traj = nd.simulate(model, t, x, state0=model.State(r))
+    rs = [r]
+    for k in range(100):  # primer Eq. 27, written out by hand
+        r = r + dt / tau * (-r + torch.tanh(r @ model.W.T + x[:, k] @ model.W_in.T + model.b))
+        rs.append(r)
+    expected = torch.stack(rs, dim=1)
+    assert torch.allclose(traj["r"], expected, atol=1e-10, rtol=0)
+    assert torch.allclose(traj.outputs, expected @ model.W_out.T + model.b_out, atol=1e-10)
+    assert traj.nfe == 100
+
+
+@pytest.mark.parametrize("solver,order", [("euler", 1), ("midpoint", 2), ("rk4", 4)])
+def test_convergence_order(solver, order):
+    model = linear_rnn()
+    r0 = np.linspace(-1, 1, model.n)
+    t = torch.tensor([0.0, 2.0], dtype=f64)
+    exact = exact_linear(model, r0, [2.0])[0]
+    dts = [0.1, 0.05, 0.025, 0.0125]
+    errs = []
+    for dt in dts:
+        traj = nd.simulate(model, t, state0=torch.tensor(r0)[None], solver=solver, dt=dt)
+        errs.append(np.abs(traj["r"][0, -1].detach().numpy() - exact).max())
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert abs(slope - order) < 0.3, (slope, errs)
+
+
+def test_dopri5_matches_matrix_exponential():
+    model = linear_rnn()
+    r0 = np.linspace(-1, 1, model.n)
+    t = torch.linspace(0, 3, 7, dtype=f64)
+    traj = nd.simulate(model, t, state0=torch.tensor(r0)[None], solver="dopri5", rtol=1e-10, atol=1e-12)
+    assert np.abs(traj["r"][0].detach().numpy() - exact_linear(model, r0, t.numpy())).max() < 1e-7
+
+
+@pytest.mark.parametrize("solver", ["dopri5", "bosh3", "adaptive_heun", "dopri8"])
+def test_adaptive_solvers_with_step_input_hit_exact_solution(solver):
+    """A piecewise-constant input: the adaptive solvers get its switch times as jump points."""
+    model = nd.RateRNN(1, 1, tau=1.0, activation="linear", W=torch.zeros(1, 1, dtype=f64),
+                       W_in=torch.ones(1, 1, dtype=f64), b=torch.zeros(1, dtype=f64))
+    t = torch.tensor([0.0, 1.0, 2.5, 4.0], dtype=f64)
+    x = torch.tensor([[[1.0], [-2.0], [0.5], [0.0]]], dtype=f64)
+    traj = nd.simulate(model, t, x, solver=solver, rtol=1e-10, atol=1e-12)
+    r, expected = 0.0, [0.0]
+    for k in range(3):  # dr/dt = -r + x_k on [t_k, t_k+1)
+        r = x[0, k, 0].item() + (r - x[0, k, 0].item()) * math.exp(-(t[k + 1] - t[k]).item())
+        expected.append(r)
+    assert np.allclose(traj["r"][0, :, 0].detach().numpy(), expected, atol=1e-7)
+
+
+def test_callable_input_equals_grid_for_constant_pieces():
+    model = nd.RateRNN(8, 2, tau=0.2).double()
+    t = torch.linspace(0, 1, 11, dtype=f64)
+    x = torch.randn(3, 11, 2, dtype=f64)
+
+    def x_of_t(s):
+        k = min(int(torch.floor(s * 10 + 1e-9)), 9)
+        return x[:, k]
+
+    a = nd.simulate(model, t, x, solver="euler", dt=0.01)
+    b = nd.simulate(model, t, x_of_t, solver="euler", dt=0.01)
+    assert torch.allclose(a.flat(), b.flat(), atol=1e-12)
+
+
+def test_dt_substeps_save_only_on_output_grid():
+    model = linear_rnn()
+    t = torch.linspace(0, 1, 5, dtype=f64)
+    traj = nd.simulate(model, t, state0=torch.ones(2, model.n, dtype=f64), solver="rk4", dt=0.01)
+    assert traj["r"].shape == (2, 5, model.n) and traj.nfe == 4 * 100
+    exact = exact_linear(model, np.ones(model.n), t.numpy())
+    assert np.abs(traj["r"][0].detach().numpy() - exact).max() < 1e-8
+
+
+def loss_of(model, mode, solver="euler", **kw):
+    model.zero_grad()
+    t = kw.pop("t", torch.linspace(0, 1, 21, dtype=f64))
+    x = kw.pop("x", torch.randn(3, t.shape[0], model.n_in, dtype=f64, generator=torch.Generator().manual_seed(1)))
+    traj = nd.simulate(model, t, x, solver=solver, gradient=mode, **kw)
+    loss = traj.outputs.pow(2).mean() + traj["r"][:, -1].sum()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def test_checkpoint_equals_backprop_for_euler():
+    model = nd.RateRNN(16, 2, 1, tau=0.05).double()
+    l1, g1 = loss_of(model, "backprop", dt=0.005)
+    l2, g2 = loss_of(model, "checkpoint", dt=0.005)
+    assert torch.equal(l1, l2)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
+def test_checkpoint_matches_backprop_for_dopri5_to_tolerance():
+    model = nd.RateRNN(16, 2, 1, tau=0.1).double()
+    _, g1 = loss_of(model, "backprop", "dopri5", rtol=1e-10, atol=1e-12)
+    _, g2 = loss_of(model, "checkpoint", "dopri5", rtol=1e-10, atol=1e-12)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_adjoint_matches_backprop_short_horizon():
+    model = nd.RateRNN(12, 2, 2, tau=0.2, g=1.2).double()
+    _, g1 = loss_of(model, "backprop", "dopri5", rtol=1e-11, atol=1e-12)
+    _, g2 = loss_of(model, "adjoint", "dopri5", rtol=1e-11, atol=1e-12)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_adjoint_is_anchored_on_a_chaotic_network():
+    """Over 100 tau with 11 output times, unanchored torchdiffeq adjoint gradients are far off."""
+    n, tau = 64, 1.0
+    model = nd.RateRNN(n, 0, 1, tau=tau, g=1.5, W=1.5 * torch.randn(n, n, dtype=f64) / math.sqrt(n))
+    t = torch.linspace(0, 100 * tau, 11, dtype=f64)
+    r0 = torch.randn(1, n, dtype=f64)
+    grads = {}
+    for mode in ("backprop", "adjoint"):
+        model.zero_grad()
+        traj = nd.simulate(model, t, state0=r0, solver="dopri5", gradient=mode, rtol=1e-8, atol=1e-10)
+        traj.outputs.pow(2).sum().backward()
+        grads[mode] = model.W.grad.clone()
+    err = (grads["adjoint"] - grads["backprop"]).norm() / grads["backprop"].norm()
+    assert err < 1e-3, float(err)
+
+
+def test_gradcheck_euler_and_dopri5():
+    n = 4
+    t = torch.linspace(0, 0.5, 6, dtype=f64)
+    x = torch.randn(2, 6, 2, dtype=f64)
+    for solver in ("euler", "dopri5"):
+        def f(W, W_in, solver=solver):
+            model = nd.RateRNN(n, 2, tau=0.1, W=W.detach(), W_in=W_in.detach())
+            # route the gradcheck inputs through the model's parameters
+            del model.recurrent.weight
+            model.recurrent.weight = W
+            del model.W_in
+            model.W_in = W_in
+            return nd.simulate(model, t, x, solver=solver, dt=0.05, rtol=1e-10, atol=1e-12)["r"]
+        W = torch.randn(n, n, dtype=f64, requires_grad=True)
+        W_in = torch.randn(n, 2, dtype=f64, requires_grad=True)
+        assert torch.autograd.gradcheck(f, (W, W_in), atol=1e-6, rtol=1e-5)
+
+
+def test_euler_maruyama_stationary_variance():
+    """tau dr/dt = -r + sigma sqrt(2 tau) xi has stationary variance sigma^2 (Ornstein–Uhlenbeck)."""
+    n, sigma, tau, dt = 400, 0.3, 0.02, 0.0005
+    model = nd.RateRNN(n, tau=tau, activation="linear", W=torch.zeros(n, n, dtype=f64))
+    t = torch.linspace(0, 1.0, 51, dtype=f64)
+    traj = nd.simulate(model, t, state0=torch.zeros(4, n, dtype=f64), dt=dt, noise_std=sigma,
+                       generator=torch.Generator().manual_seed(0))
+    var = traj["r"][:, 10:].var().item()
+    exact = sigma**2 / (1 + dt / (2 * tau))  # Euler–Maruyama's stationary variance of the OU process
+    assert abs(var - exact) / exact < 0.03
+
+
+def test_noise_is_reproducible_with_generator_and_identical_under_checkpoint():
+    model = nd.RateRNN(10, tau=0.05).double()
+    t = torch.linspace(0, 0.5, 11, dtype=f64)
+    runs = [nd.simulate(model, t, state0=torch.zeros(2, 10, dtype=f64), dt=0.005, noise_std=0.1, gradient=mode,
+                        generator=torch.Generator().manual_seed(3))["r"] for mode in ("backprop", "checkpoint")]
+    assert torch.equal(runs[0], runs[1])
+    other = nd.simulate(model, t, state0=torch.zeros(2, 10, dtype=f64), dt=0.005, noise_std=0.1,
+                        generator=torch.Generator().manual_seed(4))["r"]
+    assert not torch.allclose(runs[0], other)
+
+
+def test_state0_forms_and_trajectory_views():
+    model = nd.RateRNN(5, 1, 2).double()
+    t = torch.linspace(0, 0.3, 4, dtype=f64)
+    r0 = torch.randn(3, 5, dtype=f64)
+    a = nd.simulate(model, t, None, model.State(r0))
+    b = nd.simulate(model, t, None, {"r": r0})
+    c = nd.simulate(model, t, None, r0)
+    assert torch.equal(a.flat(), b.flat()) and torch.equal(a.flat(), c.flat())
+    assert a["r"] is a.states.r and a.outputs.shape == (3, 4, 2)
+    arrays = a.numpy()
+    assert set(arrays) == {"t", "r", "outputs"} and arrays["r"].shape == (3, 4, 5)
+    with pytest.raises(KeyError, match="variables are"):
+        a["u"]
+
+
+def test_divergence_raises_with_first_bad_time():
+    model = nd.RateRNN(4, tau=0.1, activation="linear", W=10 * torch.eye(4, dtype=f64))
+    t = torch.linspace(0, 20, 21, dtype=f64)
+    with pytest.raises(nd.DivergenceError, match=r"t\[\d+\]="):
+        nd.simulate(model, t, state0=torch.ones(1, 4, dtype=f64), dt=0.01)
+    assert issubclass(nd.DivergenceError, FloatingPointError)
+
+
+def test_max_steps_error_says_how_to_raise_it():
+    model = nd.RateRNN(4, tau=0.1).double()
+    t = torch.linspace(0, 1, 3, dtype=f64)
+    with pytest.raises(ValueError, match="larger max_steps"):
+        nd.simulate(model, t, dt=1e-3, max_steps=10)
+    with pytest.raises(RuntimeError, match="larger max_steps"):
+        nd.simulate(model, t, state0=torch.randn(1, 4, dtype=f64), solver="dopri5", max_steps=3, rtol=1e-12, atol=1e-14)
+
+
+def test_adjoint_backward_failure_is_a_clear_error(monkeypatch):
+    import torchdiffeq._impl.rk_common as rk
+
+    model = nd.RateRNN(4, 0, 1, tau=0.1).double()
+    t = torch.linspace(0, 1, 3, dtype=f64)
+    traj = nd.simulate(model, t, state0=torch.randn(1, 4, dtype=f64), solver="dopri5", gradient="adjoint")
+
+    def underflow(*args, **kwargs):
+        raise AssertionError("underflow in dt 0.0")
+
+    monkeypatch.setattr(rk.RKAdaptiveStepsizeODESolver, "_adaptive_step", underflow)
+    with pytest.raises(RuntimeError, match='gradient="checkpoint"'):
+        traj.outputs.sum().backward()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_follows_model_device():
+    model = nd.RateRNN(32, 2, 1).cuda()
+    t = torch.linspace(0, 1, 11, device="cuda")
+    x = torch.randn(4, 11, 2, device="cuda")
+    for solver in ("euler", "dopri5"):
+        traj = nd.simulate(model, t, x, solver=solver, dt=0.01)
+        assert traj["r"].device.type == "cuda"
+        traj.outputs.sum().backward()
+    cpu = nd.simulate(model.cpu(), t.cpu(), x.cpu(), dt=0.01)["r"]
+    gpu = nd.simulate(model.cuda(), t, x, dt=0.01)["r"]
+    assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
