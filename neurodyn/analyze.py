@@ -3,8 +3,8 @@
 FILE holds the equations and ``[params]``, ``[inputs]``, ``[ranges]`` and
 ``[sizes]`` blocks (format: :mod:`neurodyn.equations.spec` and the README).
 Fixed points are found by Levenberg–Marquardt (``find_fixed_points``) from a
-grid of starts over the ranges (random starts above three dimensions), in
-float64.
+grid of about ``--starts`` starts over the ranges (random ones above three
+dimensions), in float64.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant input of the file (repeatable)")
     parser.add_argument("--out", default=".", help="folder for the phase portrait PNG (default: current folder)")
-    parser.add_argument("--starts", type=int, default=400, help="fixed-point starts above 3-D (default 400)")
+    parser.add_argument("--starts", type=int, default=400,
+                        help="fixed-point starts: a grid over the ranges up to 3-D, random above (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random starts")
 
 
@@ -79,9 +80,10 @@ def _bounds(model: Equations, ranges: dict[str, tuple[float, float]]) -> tuple[n
 
 
 def _starts(low: np.ndarray, high: np.ndarray, count: int, seed: int) -> torch.Tensor:
-    """A grid of starts (10 per axis) up to 3-D, else ``count`` uniform random ones."""
+    """About ``count`` starts: a grid over the box up to 3-D, else uniform random ones."""
     if len(low) <= 3:
-        axes = [np.linspace(a, b, 10) for a, b in zip(low, high)]
+        per_axis = max(2, round(count ** (1 / len(low))))
+        axes = [np.linspace(a, b, per_axis) for a, b in zip(low, high, strict=True)]
         points = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], 1)
     else:
         points = low + (high - low) * np.random.default_rng(seed).random((count, len(low)))
@@ -97,7 +99,7 @@ def _report(model: Equations, fps, spec: Spec) -> str:
     lines.append(f"{len(fps)} fixed point{'s' if len(fps) != 1 else ''} ({fps.n_starts} starts, "
                  f"{fps.n_unconverged} did not converge)")
     for k in range(len(fps)):
-        state = ", ".join(f"{n}={float(v):.6g}" for n, v in zip(names, fps.states[k]))
+        state = ", ".join(f"{n}={float(v):.6g}" for n, v in zip(names, fps.states[k], strict=True))
         eig = ", ".join(_complex(z) for z in fps.eigvals[k].tolist())
         lines.append(f"  [{k}] {state}\n      {fps.stability[k]}; eigenvalues: {eig}")
     return "\n".join(lines)

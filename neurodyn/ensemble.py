@@ -3,7 +3,8 @@
 The primer's advice (Sec. 5) is to train many networks with different seeds and
 hyperparameters before drawing a conclusion. An :class:`Ensemble` stacks K
 same-architecture models' parameters along a leading axis and evaluates every
-model method with ``vmap(functional_call(...))`` over it, so the K networks
+model method with ``vmap`` over it (swapping the stacked tensors into one copy of the
+model, as ``torch.func.functional_call`` does), so the K networks
 advance together in one batched call per solver step.
 
 An Ensemble is itself a :class:`~neurodyn.models.Model`: its batch holds K*B rows,
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state, vmap
 
 from .analysis.fixed_points import FixedPoints, find_fixed_points
 from .errors import ArgumentTypeError
@@ -31,18 +32,6 @@ from .simulate import simulate
 from .state import flatten
 from .tasks.base import Task, TaskBatch
 from .trajectory import Trajectory
-
-
-class _Dispatch(nn.Module):
-    """Lets ``functional_call`` run any method (or read any property) of a model, not only ``forward``."""
-
-    def __init__(self, model: Model) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, method: str, *args: Any) -> Any:
-        attr = getattr(self.model, method)
-        return attr(*args) if callable(attr) else attr
 
 
 class Ensemble(Model):
@@ -66,8 +55,6 @@ class Ensemble(Model):
         self.state_vars = dict(first.state_vars)
         self.n_in, self.n_out = first.n_in, first.n_out
         self._shapes = dict(first.state_shapes)
-        skeleton = _Dispatch(copy.deepcopy(first))
-        object.__setattr__(self, "_skeleton", skeleton)  # not a submodule: its tensors are replaced on every call
         params, buffers = stack_module_state(list(models))
         self._names = list(params) + list(buffers)
         self.stacked = nn.ParameterDict()
@@ -76,29 +63,47 @@ class Ensemble(Model):
             self.stacked[_key(name)] = nn.Parameter(value.detach().clone(), requires_grad=trainable)
         for name, value in buffers.items():
             self.register_buffer(_key(name), value.detach().clone())
+        member = copy.deepcopy(first)
+        object.__setattr__(self, "_member", member)  # not a submodule: its tensors are swapped in on every call
+        self._slots = []  # (owning module, "_parameters" or "_buffers", leaf name) of each stacked tensor
+        for name in self._names:
+            owner, _, leaf = name.rpartition(".")
+            module = member.get_submodule(owner)
+            self._slots.append((module, "_parameters" if leaf in module._parameters else "_buffers", leaf))
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> Ensemble:  # .to(), .double(): move the member copy too
+        self._member._apply(fn)
+        return super()._apply(fn, recurse)
 
     # --- stacked tensors and vmapped calls -----------------------------------------------------
 
-    def _tensors(self) -> dict[str, Tensor]:
-        """``{"model.<name>": (K, ...)}`` for every parameter and buffer of a member."""
-        out = {}
-        for name in self._names:
-            key = _key(name)
-            out[f"model.{name}"] = self.stacked[key] if key in self.stacked else getattr(self, key)
-        return out
+    def _tensors(self) -> list[Tensor]:
+        """The ``(K, ...)`` stacked parameters and buffers, in the order of ``self._names``."""
+        return [self.stacked[k] if k in self.stacked else getattr(self, k) for k in map(_key, self._names)]
+
+    def _call(self, tensors: Sequence[Tensor], method: str, *args: Any) -> Any:
+        """``method`` (or property) of the member model holding ``tensors`` (a lighter ``functional_call``)."""
+        saved = [getattr(module, kind)[leaf] for module, kind, leaf in self._slots]
+        try:
+            for (module, kind, leaf), value in zip(self._slots, tensors, strict=True):
+                getattr(module, kind)[leaf] = value
+            attr = getattr(self._member, method)
+            return attr(*args) if callable(attr) else attr
+        finally:
+            for (module, kind, leaf), value in zip(self._slots, saved, strict=True):
+                getattr(module, kind)[leaf] = value
 
     def _vmap(self, method: str, *args: Any, in_dims: tuple[int | None, ...] = ()) -> Any:
         """``method`` of every member: ``args`` batched over k where ``in_dims`` says 0, shared where None."""
-        def call(tensors: dict[str, Tensor], *a: Any) -> Any:
-            return functional_call(self._skeleton, tensors, (method, *a), tie_weights=False, strict=False)
+        def call(tensors: list[Tensor], *a: Any) -> Any:
+            return self._call(tensors, method, *a)
 
         return vmap(call, in_dims=(0, *in_dims), randomness="different")(self._tensors(), *args)
 
     def _each(self, method: str, *args: Any) -> list[Any]:
         """``method`` of each member in turn (for non-tensor results such as ``timescale``)."""
         tensors = self._tensors()
-        return [functional_call(self._skeleton, {k: v[i] for k, v in tensors.items()}, (method, *args))
-                for i in range(self.size)]
+        return [self._call([v[i] for v in tensors], method, *args) for i in range(self.size)]
 
     # --- row layout ------------------------------------------------------------------------------
 
@@ -227,13 +232,13 @@ class Ensemble(Model):
         tensors = self._tensors()
         models = []
         for k in range(self.size):
-            model = copy.deepcopy(self._skeleton.model)
-            model.load_state_dict({name[len("model."):]: v[k].detach().clone() for name, v in tensors.items()})
+            model = copy.deepcopy(self._member)
+            model.load_state_dict({name: v[k].detach().clone() for name, v in zip(self._names, tensors, strict=True)})
             models.append(model)
         return models
 
     def extra_repr(self) -> str:
-        return f"K={self.size}, member={type(self._skeleton.model).__name__}"
+        return f"K={self.size}, member={type(self._member).__name__}"
 
 
 def ensemble(model_factory: Callable[[int], Model], n: int, *, seed: int = 0) -> Ensemble:

@@ -7,8 +7,8 @@ sequence in one batched call, so the time loop only indexes into it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -65,9 +65,14 @@ def as_input(x: Tensor | Callable | None, t: Tensor, model: Model, batch_size: i
     if x.dim() not in (2, 3):
         raise ValueError(f"x must be (B, T, n_in) or (B, n_in); got shape {tuple(x.shape)}")
     if x.shape[-1] != n_in:
-        raise ValueError(f"x has {x.shape[-1]} input channels in its last dimension but the model has n_in={n_in}; reshape x to (..., {n_in})")
+        raise ValueError(
+            f"x has {x.shape[-1]} input channels in its last dimension but the model has n_in={n_in}; "
+            f"reshape x to (..., {n_in})"
+        )
     if x.dim() == 3 and x.shape[1] != t.shape[0]:
-        raise ValueError(f"x has T={x.shape[1]} time samples but t has {t.shape[0]}; sample x on t (shape (B, {t.shape[0]}, {n_in}))")
+        raise ValueError(
+            f"x has T={x.shape[1]} time samples but t has {t.shape[0]}; sample x on t (shape (B, {t.shape[0]}, {n_in}))"
+        )
     _check_tensor(x, model)
     return InputSignal("grid" if x.dim() == 3 else "constant", x, x.shape[0], t)
 
@@ -87,11 +92,13 @@ class Drive:
         self.table = model.input_drive(signal.value) if tabulated else signal.value
         self.per_eval = (lambda d: d) if tabulated else model.input_drive
         self.dtype, self.device = model.dtype, model.device
+        # one unbind, not T selects: each select's backward is a full-size zero tensor (O(T^2) work)
+        self.columns = self.table.unbind(1) if signal.kind == "grid" else ()
 
     def on_interval(self, k: int, t: float | Tensor) -> Tensor:
         """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""
         if self.signal.kind == "grid":
-            return self.per_eval(self.table[:, k])
+            return self.per_eval(self.columns[k])
         if self.signal.kind == "constant":
             return self.per_eval(self.table)
         return self.per_eval(self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device)))

@@ -8,14 +8,15 @@ made by concatenating the variables in declaration order.
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import lru_cache
-from typing import Any, Mapping
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
 
 import torch
 from torch import Tensor
 
 
-@lru_cache(maxsize=None)
+@cache
 def state_type(names: tuple[str, ...]) -> type:
     """The named-tuple class for an ordered tuple of state-variable names."""
     return namedtuple("State", names)

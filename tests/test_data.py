@@ -11,6 +11,15 @@ from neurodyn import RateRNN, simulate
 from neurodyn.data import Recording, load_nwb, save_nwb, synthetic_recording
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small networks: intra-op threads only add synchronization (and stall on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def teacher(n_out=3):
     model = RateRNN(6, 2, n_out, tau=0.05)
     with torch.no_grad():

@@ -75,7 +75,7 @@ def test_bad_arguments(kwargs, error, match):
 @pytest.mark.parametrize(
     "line,match",
     [
-        ("__import__('os').system('touch {flag}')", r"names starting with '_' \(such as '__import__'\)|attribute access"),
+        ("__import__('os').system('touch {flag}')", r"names starting with '_'|attribute access"),
         ("open('{flag}', 'w').write('x')", r"attribute access"),
         ("open('{flag}', 'w')", r"'open' is not a function"),
         ("x.real", r"attribute access \('\.'\) is not allowed"),

@@ -138,7 +138,7 @@ def test_wong_wang_removable_singularity_value_and_gradient():
     dS1 = model.vector_field(0.0, model.State(S1, S2), x).S1
     # H -> 1/d at a x = b; dH/dx -> a/2 there
     expected = -0.2 / p["tau_S"] + 0.8 * p["gamma"] / p["d"]
-    assert float(dS1) == pytest.approx(expected, rel=1e-14)
+    assert float(dS1.detach()) == pytest.approx(expected, rel=1e-14)
     (grad,) = torch.autograd.grad(dS1.sum(), u1)
     assert torch.isfinite(grad).all()
     assert float(grad) == pytest.approx(0.8 * p["gamma"] * p["a"] / 2, rel=1e-12)
@@ -155,6 +155,7 @@ def test_x_over_expm1_against_mpmath(dtype, rel):
     u = torch.tensor(values, dtype=dtype, requires_grad=True)
     y = x_over_expm1(u)
     (g,) = torch.autograd.grad(y.sum(), u)
+    y = y.detach()
     for k, v in enumerate(u.detach().tolist()):
         m = mpmath.mpf(v)
         ref = mpmath.mpf(1) if v == 0 else m / mpmath.expm1(m)
@@ -163,17 +164,65 @@ def test_x_over_expm1_against_mpmath(dtype, rel):
         assert float(g[k]) == pytest.approx(float(dref), rel=50 * rel, abs=1e-300), v
 
 
+@pytest.mark.parametrize(
+    "rhs,value,slope",
+    [  # the limit at the singular point x0 = 0.4 and the derivative there: c E/(1 - e^-E) -> c, slope c k/2
+        ("(270*x - 108)/(1 - exp(-0.154*(270*x - 108)))", 1 / 0.154, 135.0),  # numbers: sympy splits exp(c + kx)
+        ("(a*x - b)/(1 - exp(d*(b - a*x)))", 1 / 0.154, 135.0),
+        ("(x - 0.4)/(exp((x - 0.4)/0.1) - 1)", 0.1, -0.5),
+        ("2*(x - 0.4)*y/(1 - exp(-3*(x - 0.4)))", 2 / 3, 1.0),
+        ("-(0.4 - x)/(1 - exp(-(x - 0.4)))", 1.0, 0.5),
+    ],
+)
+def test_removable_singularity_however_written(rhs, value, slope):
+    model = Equations(f"dx/dt = {rhs}\ndy/dt = 0", dict(a=270.0, b=108.0, d=0.154), dtype=F64)
+    x = torch.tensor([[0.4], [0.4 + 1e-7]], dtype=F64, requires_grad=True)
+    dx = model.vector_field(0.0, model.State(x, torch.ones(2, 1, dtype=F64)), torch.zeros(2, 0, dtype=F64)).x
+    (grad,) = torch.autograd.grad(dx.sum(), x)
+    assert float(dx[0].detach()) == pytest.approx(value, rel=1e-12)
+    assert float(grad[0]) == pytest.approx(slope, rel=1e-9)
+    assert float(dx[1].detach()) == pytest.approx(value + 1e-7 * slope, rel=1e-11)
+
+
 def test_hodgkin_huxley_rate_singularity():
     model = Equations("dn/dt = 0.01*(V + 55)/(1 - exp(-(V + 55)/10))*(1 - n) - 0.125*exp(-(V + 65)/80)*n",
                       inputs=("V",), dtype=F64)
     V = torch.tensor([[-55.0], [-55.0 + 1e-9], [-30.0]], dtype=F64, requires_grad=True)
     n = torch.full((3, 1), 0.3, dtype=F64)
     dn = model.vector_field(0.0, model.State(n), V).n
+    (grad,) = torch.autograd.grad(dn.sum(), V)
+    dn, V = dn.detach(), V.detach()
     alpha = [0.1, 0.01 * 1e-9 / -math.expm1(-1e-10), 0.25 / -math.expm1(-2.5)]
     for k in range(3):
         assert float(dn[k]) == pytest.approx(alpha[k] * 0.7 - 0.125 * math.exp(-(float(V[k]) + 65) / 80) * 0.3,
                                              rel=1e-13)
-    assert torch.isfinite(torch.autograd.grad(dn.sum(), V)[0]).all()
+    slope = 0.7 * 0.01 / 2 + 0.3 * 0.125 * math.exp(-10 / 80) / 80  # alpha'(-55) = 0.01/2
+    assert torch.isfinite(grad).all() and float(grad[0]) == pytest.approx(slope, rel=1e-10)
+
+
+def test_singularity_in_a_vector_network():
+    n = 3
+    J = torch.rand(n, n, dtype=F64) / 10
+    model = Equations("x = J @ S + I0\ndS/dt = -S/tau + (1 - S)*gamma*(a*x - b)/(1 - exp(-d*(a*x - b)))",
+                      dict(J=J, I0=torch.zeros(n, dtype=F64), tau=0.1, gamma=0.641, a=270.0, b=108.0, d=0.154),
+                      state_sizes={"S": n})
+    S = torch.rand(2, n, dtype=F64, requires_grad=True)
+    model.set_params(I0=(108.0 / 270.0 - S[0].detach() @ J.T).numpy())  # a x = b exactly in the first sample
+    dS = model.vector_field(0.0, model.State(S), torch.zeros(2, 0, dtype=F64)).S
+    torch.testing.assert_close(dS[0], (-S[0] / 0.1 + (1 - S[0]) * 0.641 / 0.154).detach(), rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(torch.autograd.grad(dS.sum(), S)[0]).all()
+
+
+def test_continuation_sweeps_an_equations_parameter_to_the_fold():
+    from neurodyn.analysis import continuation
+
+    model = Equations("dx/dt = r - x^2\ndy/dt = -y", dict(r=1.0), dtype=F64)
+    branch = continuation(model, "r", span=(1.0, -0.5), init=[1.0, 0.0])
+    (fold,) = branch.bifurcations
+    assert fold.kind == "fold" and abs(fold.param) < 1e-8  # saddle-node of r - x^2 at r = 0
+    assert float(model.r) == 1.0
+    on_branch = branch.states[:, 0] ** 2 - branch.params
+    assert on_branch.abs().max() < 1e-8
 
 
 def test_symbolic_jacobian_matches_autograd_and_finite_differences():
@@ -208,13 +257,13 @@ def test_symbolic_jacobian_of_vector_network():
     symbols = model.state_symbols
     assert [str(s) for s in symbols] == ["r[0]", "r[1]", "r[2]", "s"]
     y = torch.randn(1, n + 1, dtype=F64)
-    subs = dict(zip(symbols, y[0].tolist()))
+    subs = dict(zip(symbols, y[0].tolist(), strict=True))
     numeric = torch.tensor([[float(J[i, j].evalf(30, subs=subs)) for j in range(n + 1)] for i in range(n + 1)],
                            dtype=F64)
     torch.testing.assert_close(numeric, jacobian(model, y)[0], rtol=1e-10, atol=1e-10)
     kept = model.symbolic_jacobian(substitute=False)
     assert {"tau", "c"} <= {str(s) for s in kept.free_symbols}
-    values = {s: v for s, v in zip(symbols, y[0].tolist())}
+    values = {s: v for s, v in zip(symbols, y[0].tolist(), strict=True)}
     values.update({model._parsed.symbols["tau"]: 0.2, model._parsed.symbols["c"]: 0.5})
     import sympy as sp
 
@@ -254,8 +303,28 @@ def test_parameters_by_name_set_params_and_functional_call():
         model.set_params(mu0=[1.0, 2.0])
 
 
+def test_pickle_round_trip(tmp_path):
+    import pickle
+
+    model = wong_wang_text()
+    model.set_params(mu0=12.0)
+    state, x = torch.rand(4, 2, dtype=F64), torch.zeros(4, 2, dtype=F64)
+    again = pickle.loads(pickle.dumps(model))
+    assert float(again.mu0) == 12.0
+    torch.testing.assert_close(field(again, state, x), field(model, state, x), rtol=0, atol=0)
+
+
+def test_reserved_and_keyword_names_are_rejected():
+    for name in ("lambda", "Float", "t", "exp"):
+        with pytest.raises(ValueError, match="not a valid parameter name"):
+            Equations("dx/dt = -x", {name: 1.0})
+    with pytest.raises(ValueError, match="clashes with an attribute"):
+        Equations("dx/dt = -x", {"state_vars": 1.0})
+
+
 def test_timescale_default_and_override():
-    assert Equations("dx/dt = -x/tau_m + y\ndy/dt = -y/tau_s", dict(tau_m=0.02, tau_s=0.005)).timescale == pytest.approx(0.005)
+    two = Equations("dx/dt = -x/tau_m + y\ndy/dt = -y/tau_s", dict(tau_m=0.02, tau_s=0.005))
+    assert two.timescale == pytest.approx(0.005)
     assert Equations("dx/dt = -k*x", dict(k=3.0)).timescale == 1.0
     assert Equations("dx/dt = -x/tau", dict(tau=0.5), timescale=0.01).timescale == 0.01
 
@@ -263,15 +332,18 @@ def test_timescale_default_and_override():
 def test_functions_and_time_against_torch():
     text = """
     dx/dt = exp(-x) + log(1 + x^2) + sqrt(abs(y)) + sin(t) + cos(2*pi*x)
-    dy/dt = where(x > y, min(x, y, 0.5), max(x, 2*y)) + relu(x - y) + softplus(y) + sigmoid(x*y) + tanh(y)
+    z = where((x == 0) | ~(y != 1), 1, 0) + where((x >= 0) & (y <= 0), 2, 0) + where(x < 0, 4, 0)
+    dy/dt = where(x > y, min(x, y, 0.5), max(x, 2*y)) + relu(x - y) + softplus(y) + sigmoid(x*y) + tanh(y) + z
     """
     model = Equations(text, dtype=F64)
     x, y = torch.randn(16, 1, dtype=F64), torch.randn(16, 1, dtype=F64)
+    x[:3], y[2:5] = 0.0, 1.0
     t = 0.7
     out = model.vector_field(torch.tensor(t, dtype=F64), model.State(x, y), torch.zeros(16, 0, dtype=F64))
     ref_x = torch.exp(-x) + torch.log(1 + x**2) + torch.sqrt(y.abs()) + math.sin(t) + torch.cos(2 * math.pi * x)
     ref_y = (torch.where(x > y, torch.clamp(torch.minimum(x, y), max=0.5), torch.maximum(x, 2 * y))
-             + torch.relu(x - y) + torch.nn.functional.softplus(y) + torch.sigmoid(x * y) + torch.tanh(y))
+             + torch.relu(x - y) + torch.nn.functional.softplus(y) + torch.sigmoid(x * y) + torch.tanh(y)
+             + ((x == 0) | (y == 1)).double() + 2 * ((x >= 0) & (y <= 0)).double() + 4 * (x < 0).double())
     torch.testing.assert_close(out.x, ref_x, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(out.y, ref_y, rtol=1e-14, atol=1e-14)
 

@@ -34,7 +34,7 @@ def test_crossing_branches_stay_separate():
         assert np.ptp(b[:, 0]) == pytest.approx(6.0)
     circles = sorted(nc["y"], key=lambda b: np.hypot(*b[0]))
     assert len(circles) == 2
-    for radius, b in zip((1.0, 2.0), circles):
+    for radius, b in zip((1.0, 2.0), circles, strict=True):
         np.testing.assert_allclose(np.hypot(b[:, 0], b[:, 1]), radius, atol=2e-3)
         np.testing.assert_allclose(b[0], b[-1])  # closed
 
@@ -87,7 +87,7 @@ def test_generic_and_symbolic_paths_agree_on_wilson_cowan():
     b = nullclines(text, "E", "I", (-0.2, 1), (-0.2, 1), resolution=200)
     for var in ("E", "I"):
         assert len(a[var]) == len(b[var]) >= 1
-        for p, q in zip(a[var], b[var]):
+        for p, q in zip(a[var], b[var], strict=True):
             np.testing.assert_allclose(p, q, atol=1e-9)
 
 

@@ -7,12 +7,11 @@ import torch
 from scipy import stats
 from torch.nn import functional as F
 
-from neurodyn import DivergenceError, RateRNN
+from neurodyn import DivergenceError, RateRNN, l2_rates
 from neurodyn.data import Recording, synthetic_recording
 from neurodyn.learning import (
     History,
     StopWhen,
-    activity_l2,
     batch_loss,
     cross_entropy_loss,
     fit,
@@ -21,6 +20,15 @@ from neurodyn.learning import (
     poisson_loss,
 )
 from neurodyn.tasks import ParametricWorkingMemory, PerceptualDecisionMaking
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small networks: intra-op threads only add synchronization (and stall on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def small_task():
@@ -78,7 +86,8 @@ def test_regularizer_adds_to_loss():
     batch = task.sample(8)
     model = small_model()
     base, traj = batch_loss(model, batch.t, batch.x, batch.y, batch.mask)
-    total, _ = batch_loss(model, batch.t, batch.x, batch.y, batch.mask, regularizers=[activity_l2(0.5)])
+    rates = [lambda m, tr: l2_rates(tr["r"], 0.5)]
+    total, _ = batch_loss(model, batch.t, batch.x, batch.y, batch.mask, regularizers=rates)
     assert torch.allclose(total, base + 0.5 * traj["r"].pow(2).mean())
 
 
@@ -116,8 +125,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
     model = small_model()
     with pytest.raises(DivergenceError, match="step 4.*last good checkpoint"):
-        fit(model, small_task(), steps=10, lr=1e-2, batch_size=8, regularizers=[poison], checkpoint=path, eval_batch_size=8,
-            checkpoint_every=2, progress=False)
+        fit(model, small_task(), steps=10, lr=1e-2, batch_size=8, regularizers=[poison], checkpoint=path,
+            eval_batch_size=8, checkpoint_every=2, progress=False)
     saved = load_checkpoint(path)
     assert len(saved["history"]["loss"]) == 4 and all(math.isfinite(v) for v in saved["history"]["loss"])
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -190,7 +190,7 @@ def test_phase_portrait_needs_a_two_dimensional_model():
 
 def _integrator_trials():
     """Trajectories of a perfect 2-D line attractor along u, and the fixed points where they end."""
-    from neurodyn.analysis.fixed_points import find_fixed_points
+    from neurodyn.analysis import find_fixed_points
 
     u = torch.tensor([0.6, 0.8], dtype=torch.float64)
     model = nd.LinearIntegrator(2, 1, direction=u, tau=0.1, dtype=torch.float64)
@@ -201,8 +201,10 @@ def _integrator_trials():
 
 
 def test_trajectories_in_state_coordinates_with_fixed_points_and_line():
+    from neurodyn.analysis import line_attractor
+
     u, traj, fps = _integrator_trials()
-    ax = plot.trajectories(traj, pca=False, fixed_points=fps, line=SimpleNamespace(direction=u))
+    ax = plot.trajectories(traj, pca=False, fixed_points=fps, line=line_attractor(fps))
     paths = _gid_lines(ax, "trajectory")
     assert len(paths) == 4
     np.testing.assert_allclose(paths[2].get_xdata(), traj["r"][2, :, 0].numpy())
@@ -225,3 +227,28 @@ def test_trajectories_checks_its_arguments():
         plot.trajectories(traj, pca=False, n_components=3)
     with pytest.raises(ValueError, match="one value per trial"):
         plot.trajectories(traj, pca=False, color_by=torch.zeros(3))
+
+
+def test_trajectories_projects_trials_and_fixed_points_on_the_same_principal_components():
+    from neurodyn.analysis import find_fixed_points, line_attractor
+
+    g = torch.Generator().manual_seed(2)
+    u = torch.nn.functional.normalize(torch.randn(6, generator=g, dtype=torch.float64), dim=0)
+    model = nd.LinearIntegrator(6, 1, direction=u, tau=0.1, dtype=torch.float64)
+    traj = nd.simulate(model, torch.linspace(0, 0.5, 51, dtype=torch.float64), None,
+                       torch.randn(5, 6, generator=g, dtype=torch.float64))
+    fps = find_fixed_points(model, traj.flat()[:, -1])
+    ax = plot.trajectories(traj, fixed_points=fps, line=line_attractor(fps), n_components=3)
+    assert ax.name == "3d"
+    # independent reference: numpy SVD of the centred samples, axes compared up to sign
+    samples = traj.flat().reshape(-1, 6).numpy()
+    mean = samples.mean(0)
+    axes_ = np.linalg.svd(samples - mean, full_matrices=False)[2][:3]
+    first = _gid_lines(ax, "trajectory")[0]
+    drawn = np.stack(first.get_data_3d(), 1)
+    expected = (traj.flat()[0].numpy() - mean) @ axes_.T
+    np.testing.assert_allclose(np.abs(drawn), np.abs(expected), atol=1e-8)
+    points = np.concatenate([np.stack(line.get_data_3d(), 1) for line in _gid_lines(ax, "fixed-points")])
+    np.testing.assert_allclose(np.sort(np.abs(points[:, 0])), np.sort(np.abs((fps.states.numpy() - mean) @ axes_[0])),
+                               atol=1e-8)
+    assert len(_gid_lines(ax, "line-attractor")) == 1 and plot.fixed_point_markers(ax) == len(fps)

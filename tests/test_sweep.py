@@ -183,7 +183,8 @@ def test_ray_sweep_matches_the_local_sweep(tmp_path, monkeypatch):
     for a, b in zip(local, remote, strict=True):
         assert (a.config, a.status, a.result) == (b.config, b.status, b.result)
     assert remote.failed[0].error.strip().splitlines()[-1] == "ValueError: boom at x=2"
-    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(p.name for p in (tmp_path / "local").iterdir())
+    names = [sorted(p.name for p in (tmp_path / side).iterdir()) for side in ("ray", "local")]
+    assert names[0] == names[1]
 
 
 def test_ray_backend_connects_to_ray_address(monkeypatch):

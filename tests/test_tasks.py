@@ -41,7 +41,7 @@ def test_decision_task_structure(cls):
     # epochs tile each trial in order and the mask covers exactly the trial
     epochs = list(batch.info["epochs"].values())
     assert torch.equal(epochs[0][:, 0], torch.zeros(B, dtype=torch.long))
-    for a, b in zip(epochs[:-1], epochs[1:]):
+    for a, b in zip(epochs[:-1], epochs[1:], strict=True):
         assert torch.equal(a[:, 1], b[:, 0])
     assert torch.equal(batch.mask.sum(1).long(), epochs[-1][:, 1])
     decision = in_epoch(batch, "decision")

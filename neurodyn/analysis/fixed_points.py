@@ -2,17 +2,18 @@ r"""Fixed points ``F(y*) = 0`` of a model's vector field, with their linear stab
 
 Two methods, both batched over all starting states at once:
 
-* ``"newton"``: Levenberg–Marquardt on ``F(y) = 0`` with the exact Jacobian
-  ``J``: the step ``delta = -(J^T J + lam I)^{-1} J^T F`` with
-  ``lam = mu |F| ||J||_F`` (Fan & Yuan 2005, quadratic even where ``J`` is
-  singular, as on a line attractor); ``mu`` shrinks after a step that lowers
-  ``q`` and grows after one that does not (a damped Newton method: ``lam -> 0``
-  gives Newton's step).
+* ``"newton"``: damped Newton on ``F(y) = 0`` with the exact Jacobian ``J``.
+  The Newton step ``J delta = -F`` is taken where it lowers ``q`` and is no
+  longer than ``10 (1 + |y|)``; elsewhere (far from a root, or where ``J`` is
+  singular, as on a line attractor) a Levenberg–Marquardt step
+  ``delta = -(J^T J + lam I)^{-1} J^T F`` with ``lam = mu |F| ||J||_F``
+  (Fan & Yuan 2005); ``mu`` shrinks after a step that lowers ``q`` and grows
+  after one that does not.
 * ``"adam"``: Sussillo & Barak (2013) minimize the speed
   ``q(y) = 1/2 |F(y)|^2`` by gradient descent (Adam), as in Golub & Sussillo's
-  FixedPointFinder. It also reaches slow points (small ``q > 0``). The
-  learning rate is halved whenever ``sum q`` plateaus: at a constant rate Adam
-  stalls around ``q ~ 1e-8``.
+  FixedPointFinder. It also reaches slow points (small ``q > 0``). Each
+  start's learning rate (initially 1.0) is halved whenever its ``q`` plateaus:
+  at a constant rate Adam's steps do not shrink and ``q`` stalls near ``1e-8``.
 
 A start has converged when ``q < tol``.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -29,9 +30,9 @@ import torch
 from torch import Tensor
 
 from ..models.base import Model
-from ..state import flatten, unflatten, unflattener
+from ..state import unflatten
 from ._checks import check_model, constant_input, flat_states
-from .jacobian import field_and_jacobian
+from .jacobian import evaluate_field, field_and_jacobian
 from .linalg import solve
 from .stability import classify, eig_with_left, is_stable
 
@@ -49,7 +50,9 @@ class FixedPoints:
     ``left^H right = I``), ``stability`` (names from
     :data:`neurodyn.analysis.stability.CLASSES`) and ``is_stable`` (``max Re
     lambda < -tol``). ``n_unconverged`` starts did not reach ``q < tol`` and
-    ``n_outliers`` were excluded as outliers.
+    ``n_outliers`` were excluded as outliers. ``start_states (B, D)`` and
+    ``start_q (B,)`` are where every start ended (converged or not): slow
+    points are those with a small ``start_q`` above ``tol``.
     """
 
     states: Tensor
@@ -62,7 +65,8 @@ class FixedPoints:
     iterations: int = 0
     method: str = "newton"
     marginal_tol: float | None = None
-    _cache: dict = field(default_factory=dict)
+    start_states: Tensor | None = None
+    start_q: Tensor | None = None
 
     def __len__(self) -> int:
         return self.states.shape[0]
@@ -152,7 +156,7 @@ def find_fixed_points(
     with torch.no_grad():
         drive = model.input_drive(xc).expand(y0.shape[0], -1)
     if method == "newton":
-        y, q, iters = _levenberg_marquardt(model, y0, drive, t, tol, max_iter)
+        y, q, iters = _damped_newton(model, y0, drive, t, tol, max_iter)
     else:
         y, q, iters = _adam(model, y0, drive, t, tol, max_iter, lr)
     ok = q < tol
@@ -176,7 +180,7 @@ def find_fixed_points(
         J = field_and_jacobian(model, states, drive[index], t)[1] if len(index) else states.new_zeros(0, dim, dim)
     return FixedPoints(states=states, q=qs, jacobians=J, shapes=dict(model.state_shapes), n_starts=len(q),
                        n_unconverged=int((~ok).sum()), n_outliers=n_outliers, iterations=iters,
-                       method=method, marginal_tol=marginal_tol)
+                       method=method, marginal_tol=marginal_tol, start_states=y.detach(), start_q=q.detach())
 
 
 def _unique(y: Tensor, q: Tensor, radius: float) -> Tensor:
@@ -192,15 +196,13 @@ def _unique(y: Tensor, q: Tensor, radius: float) -> Tensor:
 
 def speed(model: Model, y: Tensor, drive: Tensor, t: float) -> Tensor:
     """``q = 1/2 |F(y)|^2 (B,)`` at the flat states ``y (B, D)`` (NaN/Inf kept as inf)."""
-    to_state = unflattener(model)
-    time = torch.as_tensor(t, dtype=model.dtype, device=model.device)
-    q = 0.5 * flatten(model.vector_field(time, to_state(y), drive)).pow(2).sum(-1)
+    q = 0.5 * evaluate_field(model, y, drive, t).pow(2).sum(-1)
     return torch.nan_to_num(q, nan=math.inf)
 
 
-def _levenberg_marquardt(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
-                         max_iter: int) -> tuple[Tensor, Tensor, int]:
-    """Damped Newton / Levenberg–Marquardt, all starts at once; returns (states, q, iterations)."""
+def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
+                   max_iter: int) -> tuple[Tensor, Tensor, int]:
+    """Newton with a Levenberg–Marquardt fallback, all starts at once; returns (states, q, iterations)."""
     y = y.clone()
     with torch.no_grad():
         F, J = field_and_jacobian(model, y, drive, t)
@@ -208,31 +210,41 @@ def _levenberg_marquardt(model: Model, y: Tensor, drive: Tensor, t: float, tol: 
     mu = torch.full_like(q, 1e-2)
     eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
 
-    def step(idx: Tensor) -> None:
-        Ja, Fa = J[idx], F[idx]
-        lam = mu[idx] * Fa.norm(dim=-1) * Ja.flatten(1).norm(dim=-1)
-        delta = -solve(Ja.mT @ Ja + lam[:, None, None] * eye, (Ja.mT @ Fa.unsqueeze(-1)).squeeze(-1))
+    def attempt(idx: Tensor, delta: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         trial = y[idx] + torch.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
         with torch.no_grad():
-            q_trial = speed(model, trial, drive[idx], t)
-        better = (q_trial < q[idx]) & torch.isfinite(delta).all(-1)
+            better = (speed(model, trial, drive[idx], t) < q[idx]) & valid
+        return trial, better
+
+    def step(idx: Tensor) -> None:
+        Ja, Fa = J[idx], F[idx]
+        delta = -solve(Ja, Fa)
+        cap = 10 * (1 + y[idx].norm(dim=-1))  # a near-singular J gives huge steps: use LM there instead
+        trial, better = attempt(idx, delta, torch.isfinite(delta).all(-1) & (delta.norm(dim=-1) <= cap))
+        mu[idx[better]] = (mu[idx[better]] / 3).clamp(min=1e-12)
+        rest = ~better
+        if rest.any():
+            r, Jr, Fr = idx[rest], Ja[rest], Fa[rest]
+            lam = mu[r] * Fr.norm(dim=-1) * Jr.flatten(1).norm(dim=-1)
+            lm = -solve(Jr.mT @ Jr + lam[:, None, None] * eye, (Jr.mT @ Fr.unsqueeze(-1)).squeeze(-1))
+            trial[rest], better[rest] = attempt(r, lm, torch.isfinite(lm).all(-1))
+            mu[r] = torch.where(better[rest], (mu[r] / 3).clamp(min=1e-12), mu[r] * 4)
         good = idx[better]
         if len(good):
             with torch.no_grad():
                 F[good], J[good] = field_and_jacobian(model, trial[better], drive[good], t)
             y[good] = trial[better]
             q[good] = 0.5 * F[good].pow(2).sum(-1)
-        mu[idx] = torch.where(better, (mu[idx] / 3).clamp(min=1e-12), mu[idx] * 4)
 
     iters = 0
     active = (q >= tol) & torch.isfinite(q)
     while active.any() and iters < max_iter:
         iters += 1
         step(torch.nonzero(active).squeeze(1))
-        active = (q >= tol) & (mu < 1e12)
+        active = (q >= tol) & (mu < 1e12)  # a start whose damping explodes sits at a slow point: stop it
     done = torch.nonzero(q < tol).squeeze(1)
     if len(done):
-        step(done)  # one more (near-Newton) step polishes converged points far below tol
+        step(done)  # one more Newton step polishes converged points far below tol
     return y, q, iters
 
 

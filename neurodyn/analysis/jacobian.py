@@ -9,7 +9,8 @@ For ``d y/dt = F(t, y, drive(x))`` with ``y`` the flat state ``(D,)``,
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,6 +30,12 @@ def flat_field(model: Model, t: float | Tensor = 0.0) -> Callable[[Tensor, Tenso
         return flatten(model.vector_field(time, to_state(y.unsqueeze(0)), drive.unsqueeze(0))).squeeze(0)
 
     return f
+
+
+def evaluate_field(model: Model, y: Tensor, drive: Tensor, t: float | Tensor = 0.0) -> Tensor:
+    """``F (B, D)`` at the flat states ``y (B, D)`` (drive batch 1 or B)."""
+    time = torch.as_tensor(t, dtype=model.dtype, device=model.device)
+    return flatten(model.vector_field(time, unflattener(model)(y), drive))
 
 
 def field_and_jacobian(model: Model, y: Tensor, drive: Tensor, t: float | Tensor = 0.0) -> tuple[Tensor, Tensor]:

@@ -49,9 +49,11 @@ def classify(eigvals: Tensor, tol: Tensor | float | None = None) -> list[str]:
     ``|re| <= tol`` is "marginal"; otherwise stable. Node or focus follows the
     dominant eigenvalue (largest ``re``): a focus when its ``|Im| > tol``.
     """
-    tol = default_tol(eigvals) if tol is None else torch.as_tensor(tol, dtype=eigvals.real.dtype).expand(eigvals.shape[0])
+    if tol is None:
+        tol = default_tol(eigvals)
+    tol = torch.as_tensor(tol, dtype=eigvals.real.dtype).expand(eigvals.shape[0])
     out = []
-    for lam, eps in zip(eigvals, tol):
+    for lam, eps in zip(eigvals, tol, strict=True):
         re = lam.real
         lead = lam[int(torch.argmax(re))]
         spiral = "focus" if float(lead.imag.abs()) > eps else "node"

@@ -34,6 +34,14 @@ def check_counts(counts: Tensor, name: str = "counts") -> None:
                          "or fit rates with loss='mse')")
 
 
+def uniform_step(t: Tensor) -> float | None:
+    """The step of the uniform grid ``t``, or None when its steps differ by more than rounding."""
+    steps = t[1:] - t[:-1]
+    width = float(steps[0])
+    slack = 1e-3 * abs(width) + 8 * torch.finfo(t.dtype).eps * float(t.abs().max())
+    return width if width > 0 and float((steps - width).abs().max()) <= slack else None
+
+
 @dataclass
 class Recording:
     """Trials of neural activity sampled on the within-trial grid ``t (T,)`` (seconds).
@@ -100,9 +108,8 @@ class Recording:
     @property
     def bin_width(self) -> float:
         """The grid step ``t[1] - t[0]``; raises unless the grid is uniform."""
-        steps = self.t[1:] - self.t[:-1]
-        width = float(steps[0])
-        if (steps - width).abs().max() > 1e-3 * width:
+        width = uniform_step(self.t)
+        if width is None:
             raise ValueError("spike counts need a uniform time grid t (equal bins); resample the recording")
         return width
 

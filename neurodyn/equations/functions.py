@@ -27,7 +27,7 @@ class sigmoid(sp.Function):  # noqa: N801 - named as written in equations
         return 1 / (1 + sp.exp(-z))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
 
 class relu(sp.Function):  # noqa: N801
@@ -44,7 +44,7 @@ class relu(sp.Function):  # noqa: N801
         return sp.Max(z, 0)
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return r"\operatorname{relu}\left(%s\right)" % printer._print(self.args[0])
+        return rf"\operatorname{{relu}}\left({printer._print(self.args[0])}\right)"
 
 
 class softplus(sp.Function):  # noqa: N801
@@ -61,7 +61,7 @@ class softplus(sp.Function):  # noqa: N801
         return sp.log(1 + sp.exp(z))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
 
 
 class matmul(sp.Function):  # noqa: N801
@@ -70,7 +70,7 @@ class matmul(sp.Function):  # noqa: N801
     nargs = 2
 
     def _sympystr(self, printer: sp.printing.str.StrPrinter) -> str:
-        return "(%s @ %s)" % tuple(printer.parenthesize(a, 50) for a in self.args)
+        return "({} @ {})".format(*(printer.parenthesize(a, 50) for a in self.args))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         return " ".join(printer.parenthesize(a, 50) for a in self.args)
@@ -91,7 +91,7 @@ class x_over_expm1(sp.Function):  # noqa: N801
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         u = printer._print(self.args[0])
-        return r"\frac{%s}{e^{%s} - 1}" % (u, u)
+        return rf"\frac{{{u}}}{{e^{{{u}}} - 1}}"
 
 
 def where(cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> sp.Expr:

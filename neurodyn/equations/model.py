@@ -16,7 +16,7 @@ from ..models.base import Model
 from ..models.params import check_trainable, register_tensor
 from . import symbolic
 from .compile import compile_program
-from .parser import NAME, RESERVED, first_use, parse
+from .parser import RESERVED, first_use, parse, valid_name
 from .singularities import remove_singularities
 
 
@@ -79,6 +79,8 @@ class Equations(Model):
         self.text = text
         self.input_names = inputs
         self._timescale = None
+        self.parameter_names: tuple[str, ...] = ()
+        self.state_vars = {}
         values = _values(params, text, dtype)
         for name in values:
             _check_parameter_name(self, name)
@@ -86,17 +88,31 @@ class Equations(Model):
         self._parsed = parse(text, {k: tuple(v.shape) for k, v in values.items()}, inputs, state_sizes)
         for name, value in values.items():
             register_tensor(self, name, value, trainable=name in chosen, shapes=(tuple(value.shape),))
-        self.parameter_names: tuple[str, ...] = tuple(values)
+        self.parameter_names = tuple(values)
         self.state_vars = {s: state_sizes.get(s, 1) for s in self._parsed.states}
         self.n_in, self.n_out = len(inputs), 0
         if timescale is not None and not (isinstance(timescale, (int, float)) and math.isfinite(timescale)
                                           and timescale > 0):
             raise ValueError(f"timescale must be a positive number; got {timescale!r}")
         self._timescale = None if timescale is None else float(timescale)
-        dynamic = {self._parsed.symbols[n] for n in (*self._parsed.states, *inputs, "t")}
+        self._compile()
+
+    def _compile(self) -> None:
+        symbols = self._parsed.symbols
+        dynamic = {symbols[n] for n in (*self._parsed.states, *self.input_names, "t")}
         exprs = [remove_singularities(e, dynamic) for e in self._parsed.rhs.values()]
-        self._uses_t = any(self._parsed.symbols["t"] in e.free_symbols for e in exprs)
+        self._uses_t = any(symbols["t"] in e.free_symbols for e in exprs)
         self._program = compile_program(exprs, self._parsed.kinds)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the compiled closures; :meth:`__setstate__` compiles again."""
+        state = self.__dict__.copy()
+        state.pop("_program", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._compile()
 
     # -- the Model interface -------------------------------------------------------------------------------
     def input_drive(self, x: Tensor) -> Tensor:
@@ -104,15 +120,15 @@ class Equations(Model):
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         env = {**self._buffers, **self._parameters}
-        env.update(zip(self.state_vars, state))
+        env.update(zip(self.state_vars, state, strict=True))
         if self.n_in:
-            env.update(zip(self.input_names, drive.split(1, dim=-1)))
+            env.update(zip(self.input_names, drive.split(1, dim=-1), strict=True))
         first = state[0]
         if self._uses_t:
             env["t"] = torch.as_tensor(t, dtype=first.dtype, device=first.device)
         batch = first.shape[0]
         out = []
-        for value, size in zip(self._program(env), self.state_vars.values()):
+        for value, size in zip(self._program(env), self.state_vars.values(), strict=True):
             if not isinstance(value, Tensor):
                 value = torch.full((batch, size), value, dtype=first.dtype, device=first.device)
             elif value.shape != (batch, size):
@@ -178,7 +194,7 @@ class Equations(Model):
         symbols; with ``substitute=False`` the parameter symbols are kept.
         """
         values = {}
-        for name, array in zip(self.state_vars, self._state_arrays()):
+        for name, array in zip(self.state_vars, self._state_arrays(), strict=True):
             values[name] = array
         for name in (*self.input_names, "t"):
             values[name] = symbolic.entries(name, (), self._parsed.symbols[name])
@@ -188,7 +204,7 @@ class Equations(Model):
                 symbolic.entries(name, tensor.shape, self._parsed.symbols[name])
         rhs = [symbolic.expand(e, values) for e in self._parsed.rhs.values()]
         rhs = [np.broadcast_to(r, (size,) if name in self._vector_states else r.shape)
-               for r, (name, size) in zip(rhs, self.state_vars.items())]
+               for r, (name, size) in zip(rhs, self.state_vars.items(), strict=True)]
         return symbolic.jacobian(rhs, self._state_arrays())
 
     def latex(self) -> str:
@@ -210,7 +226,7 @@ def _names(argument: str, names: Any) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise ArgumentTypeError(f"{argument} must be a sequence of names, e.g. ('I',); got {names!r}")
     for name in names:
-        if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:
+        if not valid_name(name):
             raise ValueError(f"{argument} holds {name!r}, not a valid name; use letters, digits and _, starting with "
                              f"a letter, other than {sorted(RESERVED)}")
     if len(set(names)) != len(names):
@@ -237,7 +253,7 @@ def _values(params: Mapping[str, Any], text: str, dtype: torch.dtype | None) -> 
                      torch.get_default_dtype())
     values = {}
     for name, value in params.items():
-        if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:
+        if not valid_name(name):
             raise ValueError(f"params holds {name!r}, not a valid parameter name; use letters, digits and _, "
                              f"starting with a letter, other than {sorted(RESERVED)}")
         if value is None:

@@ -131,7 +131,7 @@ def _numeric(model: Model, x_var: str, y_var: str, spans, drive, t, resolution) 
     with torch.no_grad():
         d = model.input_drive(drive.to(model.device, model.dtype).expand(flat.shape[0], -1))
         field = model.vector_field(torch.as_tensor(t, dtype=model.dtype), unflatten(flat, model), d)
-    values = dict(zip(model.state_vars, (v.reshape(gx.shape).double().cpu().numpy() for v in field)))
+    values = dict(zip(model.state_vars, (v.reshape(gx.shape).double().cpu().numpy() for v in field), strict=True))
     return {var: _trace(gx, gy, values[var]) for var in (x_var, y_var)}
 
 
@@ -139,7 +139,7 @@ def _symbolic(model: Equations, x_var: str, y_var: str, spans, drive, t, resolut
     symbols = model._parsed.symbols
     xs, ys = symbols[x_var], symbols[y_var]
     values = {symbols[n]: sp.Float(float(getattr(model, n)), 17) for n in model.parameter_names}
-    values.update({symbols[n]: sp.Float(float(v), 17) for n, v in zip(model.input_names, drive[0])})
+    values.update({symbols[n]: sp.Float(float(v), 17) for n, v in zip(model.input_names, drive[0], strict=True)})
     values[symbols["t"]] = sp.Float(t, 17)
     kinds = {x_var: Kind((), True), y_var: Kind((), True), **{n: SCALAR for n in ("t",)}}
     gx, gy = _grid(spans, resolution)
@@ -208,7 +208,7 @@ def _roots(f, low: float, high: float, n: int) -> list[float]:
     """Roots on ``[low, high]`` of ``f`` (vectorized over a 1-D array): exact zeros on a grid, refined sign changes."""
     u = np.linspace(low, high, n)
     v = f(u)
-    roots = [float(a) for a, b in zip(u, v) if b == 0.0]
+    roots = [float(a) for a, b in zip(u, v, strict=True) if b == 0.0]
     finite = np.isfinite(v)
     for i in np.nonzero(finite[:-1] & finite[1:] & (np.sign(v[:-1]) * np.sign(v[1:]) < 0))[0]:
         roots.append(brentq(lambda a: float(f(np.array([a]))[0]), u[i], u[i + 1], xtol=1e-14,

@@ -25,11 +25,11 @@ from sympy.parsing.sympy_parser import auto_number, parse_expr
 from .functions import CONSTANTS, FUNCTIONS, matmul
 from .shapes import SCALAR, Kind, infer
 
-RESERVED = frozenset({"t", *FUNCTIONS})
+RESERVED = frozenset({"t", *FUNCTIONS, "Integer", "Float", "Rational"})  # the last: sympy's number constructors
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 STATEMENT = re.compile(r"\s*(?P<lhs>[^=<>!]+?)\s*=(?!=)\s*(?P<rhs>.*?)\s*\Z")
 DERIVATIVE = re.compile(r"d\s*(?P<name>[A-Za-z_]\w*)\s*/\s*dt\Z")
-_MATMUL = "_matmul"
+_MATMUL, _EQ, _NE = "_matmul", "_eq", "_ne"
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.MatMult, ast.BitAnd, ast.BitOr)
 _UNARY = (ast.USub, ast.UAdd, ast.Invert)
 _COMPARE = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
@@ -144,7 +144,8 @@ def _statements(text: str) -> list[tuple[int, str, str, str]]:
         lhs = match["lhs"].strip()
         if not (DERIVATIVE.match(lhs) or NAME.match(lhs)):
             raise line_error(number, raw, f"the left-hand side {lhs!r} must be 'dX/dt' or a name "
-                                          "(letters, digits and _, starting with a letter)")
+                                          "(letters, digits and _, starting with a letter); write "
+                                          "tau dX/dt = f as 'dX/dt = f / tau'")
         out.append((number, raw, lhs, match["rhs"]))
     return out
 
@@ -167,6 +168,11 @@ def _aux_number(lines: list[Line], name: str) -> int:
     return next(line.number for line in lines if line.target == name)
 
 
+def valid_name(name: object) -> bool:
+    """Whether ``name`` may name a state, parameter, input or auxiliary expression."""
+    return isinstance(name, str) and bool(NAME.match(name)) and not keyword.iskeyword(name) and name not in RESERVED
+
+
 def _check_name(name: str, number: int, raw: str, what: str) -> None:
     if not NAME.match(name) or keyword.iskeyword(name):
         raise line_error(number, raw, f"{name!r} is not a valid name for {what}; use letters, digits and _, "
@@ -184,7 +190,7 @@ def _parse_expression(source: str, number: int, raw: str, known: Mapping[str, sp
                                       "expression") from None
     _Checker(number, raw, known, aux_lines).visit(tree)
     code = ast.unparse(_Rewriter().visit(tree))
-    local = {**known, **{name: fn for name, (fn, _) in FUNCTIONS.items()}, _MATMUL: matmul}
+    local = {**known, **{name: fn for name, (fn, _) in FUNCTIONS.items()}, _MATMUL: matmul, _EQ: sp.Eq, _NE: sp.Ne}
     glob = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "__builtins__": {}}
     try:
         expr = parse_expr(code, local_dict=local, global_dict=glob, transformations=(auto_number,))
@@ -262,7 +268,15 @@ class _Checker(ast.NodeVisitor):
 
 
 class _Rewriter(ast.NodeTransformer):
-    """``a @ b`` -> ``_matmul(a, b)``."""
+    """``a @ b`` -> ``_matmul(a, b)``; ``a == b``, ``a != b`` -> ``Eq(a, b)``, ``Ne(a, b)`` (Python's would compare
+    the expressions structurally and give a bool)."""
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:  # noqa: N802
+        node = self.generic_visit(node)
+        if isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            name = _EQ if isinstance(node.ops[0], ast.Eq) else _NE
+            return ast.Call(func=ast.Name(name, ast.Load()), args=[node.left, node.comparators[0]], keywords=[])
+        return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:  # noqa: N802
         node = self.generic_visit(node)

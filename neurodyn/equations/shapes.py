@@ -68,7 +68,7 @@ def _matmul(expr: matmul, a: Kind, b: Kind) -> Kind:
         raise ValueError(f"'{expr}': {scalar} is a scalar; @ needs a vector or matrix on both sides (use * to scale)")
     inner_a, inner_b = a.shape[-1], b.shape[0]
     if inner_a != inner_b:
-        raise ValueError(f"'{expr}': {left} has shape {a.shape} but {right} has shape {b.shape}; "
-                         f"give {left if len(a.shape) == 2 else right} a shape with {inner_b if len(a.shape) == 2 else inner_a} "
-                         f"{'columns' if len(a.shape) == 2 else 'rows'}")
+        matrix_left = len(a.shape) == 2
+        fix = f"{left} a shape with {inner_b} columns" if matrix_left else f"{right} a shape with {inner_a} rows"
+        raise ValueError(f"'{expr}': {left} has shape {a.shape} but {right} has shape {b.shape}; give {fix}")
     return Kind(a.shape[:-1] + b.shape[1:], a.batched or b.batched)

@@ -3,9 +3,10 @@ r"""Removable singularities of the form ``c E / (1 - exp(E))``.
 Rate functions such as Wong & Wang's (2006) ``H(x) = (a x - b) / (1 - exp(-d (a x - b)))``
 or the Hodgkin–Huxley ``alpha_n(V) = 0.01 (V + 55) / (1 - exp(-(V + 55) / 10))``
 are 0/0 where the exponent vanishes, although the function is smooth there.
-Before compiling, every product ``g / (s (exp(E) - 1))`` (``s = ±1``) in which
-``g = c E`` with ``c`` free of the state, inputs and time is rewritten as
-``(c / s) B(E)`` with the Bernoulli function ``B(u) = u / (exp(u) - 1)``.
+Before compiling, every product ``g / (s (exp(E) - 1))`` (``s`` a number; also
+``1 - K exp(E')``, which is how sympy stores ``1 - exp(E' + log K)`` for a Float
+``log K``) in which ``g = c E`` with ``c`` free of the state, inputs and time is
+rewritten as ``(c / s) B(E)`` with the Bernoulli function ``B(u) = u / (exp(u) - 1)``.
 :func:`x_over_expm1` evaluates ``B`` without NaN in value and gradient:
 the Taylor series ``1 - u/2 + u^2/12 - u^4/720 + u^6/30240 - u^8/1209600``
 for ``|u| <`` 0.1 (float64; 1.0 in lower precision: the next term is below
@@ -24,7 +25,7 @@ from .functions import x_over_expm1 as bernoulli
 
 
 def remove_singularities(expr: sp.Expr, dynamic: set[sp.Symbol]) -> sp.Expr:
-    """``expr`` with every ``c E / (1 - exp(E))`` replaced by ``-c B(E)`` (and ``c E / (exp(E) - 1)`` by ``c B(E)``)."""
+    """``expr`` with every ``c E / (s (exp(E) - 1))`` replaced by ``(c / s) B(E)``; ``dynamic``: state, input, time."""
     if not expr.args:
         return expr
     node = expr.func(*(remove_singularities(a, dynamic) for a in expr.args))
@@ -43,23 +44,37 @@ def _rewrite_product(node: sp.Mul, dynamic: set[sp.Symbol]) -> sp.Expr:
         for j, g in enumerate(factors):
             if j == i or not (g.free_symbols & dynamic):
                 continue
-            ratio = sp.cancel(sp.nsimplify(g / exponent, rational=True))
-            if ratio.free_symbols & dynamic or ratio.has(sp.zoo, sp.nan) or ratio.is_zero:
+            ratio = _constant_ratio(g, exponent, dynamic)
+            if ratio is None:
                 continue
             rest = [h for k, h in enumerate(factors) if k not in (i, j)]
             return sp.Mul(*rest, ratio / sign, bernoulli(exponent))
     return node
 
 
-def _expm1_argument(base: sp.Expr) -> tuple[sp.Expr, int] | None:
-    """``(E, s)`` when ``base = s (exp(E) - 1)`` with ``s = ±1``, else None."""
-    coeff, terms = base.as_coeff_add()
-    if len(terms) != 1:
-        return None
-    scale, term = terms[0].as_coeff_Mul()
-    if isinstance(term, sp.exp) and scale in (1, -1) and coeff == -scale:
-        return term.args[0], int(scale)
+def _constant_ratio(g: sp.Expr, e: sp.Expr, dynamic: set[sp.Symbol]) -> sp.Expr | None:
+    """``g / e`` when it is free of the dynamic symbols (comparing Floats to 15 digits), else None."""
+    for ratio in (sp.cancel(g / e), sp.cancel(sp.nsimplify(g / e, rational=True))):
+        if not ratio.free_symbols & dynamic and not ratio.has(sp.zoo, sp.nan) and ratio.is_zero is not True:
+            return ratio
     return None
+
+
+def _expm1_argument(base: sp.Expr) -> tuple[sp.Expr, sp.Number] | None:
+    """``(E, s)`` when ``base = s (exp(E) - 1)`` for a number ``s``, else None.
+
+    sympy splits ``exp(c + k x)`` into ``exp(c) exp(k x)`` when ``c`` is a Float, so
+    ``c0 + c1 exp(E')`` with ``-c1 / c0 > 0`` is read as ``-c0 (exp(E' + log(-c1 / c0)) - 1)``.
+    """
+    c0, terms = base.as_coeff_add()
+    if len(terms) != 1 or c0 == 0:
+        return None
+    c1, term = terms[0].as_coeff_Mul()
+    if not isinstance(term, sp.exp) or not (-c1 / c0) > 0:
+        return None
+    scale = -c1 / c0
+    exponent = term.args[0] if scale == 1 else term.args[0] + sp.log(scale)
+    return exponent, -c0
 
 
 def x_over_expm1(u: Tensor) -> Tensor:

@@ -2,14 +2,14 @@
 
 from .checkpoints import load_checkpoint, save_checkpoint
 from .fit import StopWhen, batch_loss, fit, model_signal
+from .force import ForceResult, train_force
 from .history import History
 from .losses import cross_entropy_loss, mse_loss, poisson_loss, poisson_rate
-from .regularizers import activity_l2, weight_l2
 
 __all__ = [
+    "ForceResult",
     "History",
     "StopWhen",
-    "activity_l2",
     "batch_loss",
     "cross_entropy_loss",
     "fit",
@@ -19,5 +19,5 @@ __all__ = [
     "poisson_loss",
     "poisson_rate",
     "save_checkpoint",
-    "weight_l2",
+    "train_force",
 ]

@@ -23,9 +23,9 @@ from ..trajectory import Trajectory
 from .checkpoints import load_checkpoint, save_checkpoint
 from .history import History
 from .losses import LOSSES, poisson_rate
-from .regularizers import Regularizer
 
 Callback = Callable[[int, History, Model], Any]
+Regularizer = Callable[[Model, Trajectory], Tensor]
 
 
 def model_signal(model: Model, traj: Trajectory) -> Tensor:
@@ -221,7 +221,8 @@ def fit(
     number of optimizer steps (Adam with ``lr`` unless ``optimizer``: an
     Optimizer or a callable ``params -> Optimizer``). ``solver``, ``dt``,
     ``gradient`` and ``noise_std`` go to ``simulate``. ``regularizers`` are
-    callables ``(model, trajectory) -> scalar`` added to the loss; ``grad_clip``
+    callables ``(model, trajectory) -> scalar`` added to the loss, e.g.
+    ``lambda m, traj: neurodyn.l2_rates(traj["r"], 1e-3)``; ``grad_clip``
     clips the gradient norm. Every ``eval_every`` steps (default ``steps // 20``)
     and at the end the metrics are recorded (a task's on a fixed batch of
     ``eval_batch_size`` trials); each ``callback(step, history, model)`` runs after

@@ -138,7 +138,7 @@ def _draw_trajectories(ax: Any, model: Any, x: Tensor, x_range, y_range, starts:
 
 
 def _find_fixed_points(model: Any, x: Tensor, x_range, y_range) -> Any:
-    from ..analysis.fixed_points import find_fixed_points
+    from ..analysis import find_fixed_points
 
     gx, gy = np.meshgrid(np.linspace(*x_range, 8), np.linspace(*y_range, 8))
     init = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), device=model.device, dtype=model.dtype)

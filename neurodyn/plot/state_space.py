@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._common import axes, draw_fixed_points, to_numpy
@@ -32,7 +31,7 @@ def trajectories(
         traj: a ``Trajectory`` (its flat state) or a ``(B, T, D)`` / ``(T, D)`` tensor.
         pca: project on principal components; else plot the first 2 or 3 state dimensions.
         fixed_points: a ``FixedPoints`` to draw, marked by stability class.
-        line: a ``LineAttractor`` to draw as a segment along its direction, spanning its points.
+        line: a ``LineAttractor`` to draw as a segment along its direction, spanning its fixed points.
         n_components: 2 or 3 (a 3-D axes).
         color_by: ``(B,)`` values colouring the trials (e.g. f1), with a colorbar.
 
@@ -60,7 +59,7 @@ def trajectories(
         points = to_numpy(project(torch.as_tensor(fixed_points.states).to(data)))
         draw_fixed_points(ax, points, list(fixed_points.stability))
     if line is not None:
-        ends = _line_ends(line, fixed_points).to(data)
+        ends = _line_ends(line).to(data)
         ax.plot(*to_numpy(project(ends)).T, color="tab:orange", linewidth=2.5, gid="line-attractor",
                 label="line attractor")
     prefix = "PC" if pca else "state "
@@ -93,13 +92,13 @@ def _trial_colors(ax: Any, color_by: Any, n_trials: int, cmap: str) -> list[Any]
     return [mapping.to_rgba(v) for v in values]
 
 
-def _line_ends(line: Any, fixed_points: Any) -> torch.Tensor:
-    """Two points spanning the line attractor: its centre +- the extent of its points along the direction."""
+def _line_ends(line: Any) -> torch.Tensor:
+    """Two points spanning the line attractor: its centre plus the range of its points along the direction (+10 %)."""
     direction = torch.as_tensor(line.direction).reshape(-1)
-    points = torch.as_tensor(getattr(line, "points", None) if getattr(line, "points", None) is not None
-                             else fixed_points.states)
-    points = points.to(direction)
-    center = points.mean(0)
-    along = (points - center) @ direction
-    half = float(along.abs().max()) * 1.1 if points.shape[0] > 1 else float(np.sqrt(points.shape[1])) * 0.1
-    return torch.stack([center - half * direction, center + half * direction])
+    center = torch.as_tensor(line.center).to(direction)
+    along = torch.as_tensor(line.projections).to(direction)
+    low, high = float(along.min()), float(along.max())
+    if high - low <= 0:  # a single fixed point: draw a short segment through it
+        low, high = -0.1 * (float(center.norm()) or 1.0), 0.1 * (float(center.norm()) or 1.0)
+    margin = 0.1 * (high - low)
+    return center + torch.tensor([low - margin, high + margin]).to(direction)[:, None] * direction

@@ -9,7 +9,7 @@ times (see :func:`anchored_times`) and drop them from the result.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

@@ -9,8 +9,8 @@ be looked up without a search. Each output interval is split into
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -20,7 +20,7 @@ RHS = Callable[[float, Tensor, int], Tensor]
 
 
 def euler(f: RHS, t: float, h: float, y: Tensor, k: int) -> Tensor:
-    return y + h * f(t, y, k)
+    return torch.add(y, f(t, y, k), alpha=h)
 
 
 def midpoint(f: RHS, t: float, h: float, y: Tensor, k: int) -> Tensor:

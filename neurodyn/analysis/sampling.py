@@ -1,0 +1,43 @@
+"""Starting states for fixed-point searches, drawn from simulated trajectories.
+
+The workflow of the primer's Fig. 6 (Sussillo & Barak 2013): simulate the
+network on the task, sample states visited along the trajectories, perturb
+them with noise, and start the fixed-point search from there.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import ArgumentTypeError
+from ..trajectory import Trajectory
+
+
+def sample_states(traj: Trajectory | Tensor, n: int, noise: float = 0.0, *,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """``n`` flat states ``(n, D)`` drawn uniformly from all (trial, time) samples of ``traj``.
+
+    ``traj`` is a :class:`Trajectory` or a ``(B, T, D)`` / ``(N, D)`` tensor;
+    ``noise`` is the standard deviation of Gaussian noise added to each state.
+    Reproducible with ``generator``.
+    """
+    if isinstance(traj, Trajectory):
+        flat = traj.flat().detach()
+        flat = flat.reshape(-1, flat.shape[-1])
+    elif isinstance(traj, Tensor):
+        if traj.dim() not in (2, 3):
+            raise ValueError(f"traj must be a Trajectory or a (B, T, D) or (N, D) tensor; got {tuple(traj.shape)}")
+        flat = traj.detach().reshape(-1, traj.shape[-1])
+    else:
+        raise ArgumentTypeError(f"traj must be a Trajectory or a tensor; got {type(traj).__name__}")
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"n must be a positive int; got {n!r}")
+    if not (isinstance(noise, (int, float)) and noise >= 0):
+        raise ValueError(f"noise must be >= 0; got {noise!r}")
+    index = torch.randint(flat.shape[0], (n,), generator=generator, device="cpu").to(flat.device)
+    states = flat[index]
+    if noise > 0:
+        eps = torch.randn(states.shape, generator=generator, dtype=states.dtype, device="cpu").to(states.device)
+        states = states + noise * eps
+    return states

@@ -1,0 +1,158 @@
+"""FORCE learning: recursive least squares on the fed-back readout (Sussillo & Abbott 2009)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.recording import uniform_step
+from ..errors import ArgumentTypeError, DivergenceError
+from ..models.force import ForceRNN
+from ..state import flatten
+
+CHECK_EVERY = 500  # RLS updates between finiteness checks of P (each check synchronizes a GPU)
+
+
+@dataclass
+class ForceResult:
+    """The outcome of :func:`train_force`.
+
+    ``final_state``: the network state at ``t[-1]`` (pass it as ``state0`` to
+    ``simulate`` to continue autonomously); ``error (B, T, n_out)``: the output
+    error ``y - target`` before each update; ``outputs (B, T, n_out)``; ``W_out
+    (B, n_out, n)`` and ``P (B, n, n)`` (the inverse correlation matrices) of
+    each network. For a single network (a ``(T, n_out)`` target) the batch
+    dimension is dropped and the model's ``W_out`` holds the trained readout.
+    """
+
+    final_state: Any
+    error: Tensor
+    outputs: Tensor
+    W_out: Tensor
+    P: Tensor
+
+    def network(self, model: ForceRNN, index: int = 0) -> ForceRNN:
+        """A copy of ``model`` with the readout of trained network ``index``."""
+        trained = copy.deepcopy(model)
+        W_out = self.W_out if self.W_out.dim() == 2 else self.W_out[index]
+        with torch.no_grad():
+            trained.W_out.copy_(W_out)
+        return trained
+
+
+def _check_inputs(model: Any, target: Any, t: Any, alpha: Any, every: Any) -> tuple[Tensor, Tensor, float]:
+    if not isinstance(model, ForceRNN):
+        raise ArgumentTypeError(f"model must be a neurodyn.models.ForceRNN; got {type(model).__name__}")
+    if not isinstance(target, Tensor) or not isinstance(t, Tensor):
+        raise ArgumentTypeError("target and t must be tensors")
+    if target.dim() not in (2, 3) or target.shape[-1] != model.n_out or target.shape[-2] != t.shape[0]:
+        raise ValueError(f"target must be (T={t.shape[0]}, n_out={model.n_out}) or (B, T, n_out) sampled on t; "
+                         f"got shape {tuple(target.shape)}")
+    if not torch.isfinite(target).all():
+        raise ValueError("target contains NaN or Inf")
+    if t.dim() != 1 or t.shape[0] < 2:
+        raise ValueError(f"t must be a 1-D grid of >= 2 times; got shape {tuple(t.shape)}")
+    dt = uniform_step(t) if torch.is_floating_point(t) else None
+    if dt is None:
+        raise ValueError("t must be a uniform, increasing grid: FORCE integrates with the fixed step t[1] - t[0]")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha (P(0) = I / alpha, the learning rate) must be > 0; got {alpha!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every (steps between RLS updates) must be a positive int; got {every!r}")
+    return target, t, dt
+
+
+def train_force(
+    model: ForceRNN,
+    target: Tensor,
+    t: Tensor,
+    *,
+    alpha: float = 1.0,
+    every: int = 1,
+    x: Tensor | None = None,
+    state0: Any = None,
+    init_std: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> ForceResult:
+    r"""Train the readout of a :class:`~neurodyn.models.ForceRNN` with FORCE (Sussillo & Abbott 2009).
+
+    The network runs with its output fed back, Euler steps of ``dt = t[1] - t[0]``::
+
+        tau dr/dt = -r + f(W r + W_in x + w_fb y + b),   y = W_out r + b_out   (primer Eqs. 28-29)
+
+    and every ``every`` steps recursive least squares moves ``W_out`` towards the
+    target while keeping the error small from the start::
+
+        k = P r,  c = 1 / (1 + r^T k),  P <- P - c k k^T,  W_out <- W_out - c e k^T
+
+    with ``e = y - target`` measured before the update and ``P(0) = I / alpha``.
+    ``target`` is ``(T, n_out)`` for one network or ``(B, T, n_out)`` for ``B``
+    independent networks (same ``W``, own readouts, own initial states).
+    Training starts from ``state0`` or from a random state ``init_std * N(0, 1)``
+    (at ``r = 0`` RLS gets no signal). ``P`` is updated with ``sqrt(c) k`` so it
+    stays exactly symmetric; a non-finite ``P`` raises :class:`~neurodyn.DivergenceError`.
+    """
+    target, t, dt = _check_inputs(model, target, t, alpha, every)
+    single = target.dim() == 2
+    device, dtype = model.device, model.dtype
+    goal = (target[None] if single else target).to(device=device, dtype=dtype)
+    batch, steps, n_out = goal.shape
+    n = model.n
+    if dt > model.timescale:
+        raise ValueError(f"dt = t[1] - t[0] = {dt:g} is longer than the model's tau {model.timescale:g}; "
+                         "FORCE needs dt << tau")
+    with torch.no_grad():
+        if state0 is None:
+            r = init_std * torch.randn(batch, n, generator=generator, dtype=dtype).to(device)
+        else:
+            r = flatten(state0 if isinstance(state0, (tuple, list)) else [state0]).to(device=device, dtype=dtype)
+            if r.shape != (batch, n):
+                raise ValueError(f"state0 must be ({batch}, {n}); got {tuple(r.shape)}")
+            r = r.clone()
+        if x is None:
+            drive = model.input_drive(torch.zeros(1, 1, model.n_in, device=device, dtype=dtype)).expand(steps, batch, n)
+        else:
+            x = x.to(device=device, dtype=dtype)
+            x = x[None] if x.dim() == 2 else x
+            if x.shape[-2:] != (steps, model.n_in):
+                raise ValueError(f"x must be (T={steps}, n_in={model.n_in}) or (B, T, n_in); got {tuple(x.shape)}")
+            drive = model.input_drive(x).expand(batch, steps, n).transpose(0, 1)
+        W_T, fb_T = model.W.detach().T, model.w_fb.T
+        b_out = model.b_out.detach().expand(batch, n_out)[..., None]
+        W_out = model.W_out.detach().expand(batch, n_out, n).clone()
+        P = (torch.eye(n, device=device, dtype=dtype) / alpha).expand(batch, n, n).clone()
+        goals = goal.transpose(0, 1)[..., None]  # (T, B, n_out, 1)
+        outputs = torch.empty(steps, batch, n_out, 1, device=device, dtype=dtype)
+        errors = torch.empty_like(outputs)
+        for k in range(steps):
+            col = r[..., None]
+            z = torch.baddbmm(b_out, W_out, col)
+            outputs[k] = z
+            e = z - goals[k]
+            errors[k] = e
+            if k % every == 0:
+                Pr = torch.bmm(P, col)
+                c = 1.0 / (1.0 + torch.bmm(col.mT, Pr))
+                s = Pr * c.sqrt()
+                P.baddbmm_(s, s.mT, alpha=-1.0)
+                W_out.baddbmm_(e, (Pr * c).mT, alpha=-1.0)
+                if (k // every) % CHECK_EVERY == 0 and not torch.isfinite(P.diagonal(dim1=1, dim2=2).sum()):
+                    raise DivergenceError(f"the RLS matrix P became non-finite at step {k}; raise alpha or lower dt")
+            if k + 1 < steps:
+                current = torch.addmm(drive[k], r, W_T).addmm_(z[..., 0], fb_T)
+                r = r + dt * model.rate_derivative(r, current)
+        if not (torch.isfinite(P).all() and torch.isfinite(W_out).all() and torch.isfinite(r).all()):
+            raise DivergenceError("FORCE training diverged (P, W_out or the state became non-finite); "
+                                  "raise alpha, lower dt or the gain g")
+        if single:
+            model.W_out.copy_(W_out[0])
+    outputs, errors = outputs[..., 0].transpose(0, 1), errors[..., 0].transpose(0, 1)
+    final = model.State(r)
+    if single:
+        return ForceResult(final, errors[0], outputs[0], W_out[0], P[0])
+    return ForceResult(final, errors, outputs, W_out, P)

@@ -1,0 +1,151 @@
+"""neurodyn.Ensemble: K stacked networks == the K networks run one by one (float64, 1e-10)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neurodyn as nd
+from neurodyn.learning import fit
+from neurodyn.models import STPRateRNN
+from neurodyn.tasks import PerceptualDecisionMaking
+
+F64 = torch.float64
+K, B, N = 3, 4, 6
+
+
+def rate_rnn(seed: int) -> nd.RateRNN:
+    """A RateRNN whose weights, bias and tau all differ with the seed."""
+    g = torch.Generator().manual_seed(seed)
+    tau = 0.05 + 0.1 * torch.rand(N, generator=g, dtype=F64)
+    return nd.RateRNN(N, 2, 2, tau=tau, W=1.5 * torch.randn(N, N, generator=g, dtype=F64) / N**0.5,
+                      W_in=torch.randn(N, 2, generator=g, dtype=F64), b=0.1 * torch.randn(N, generator=g, dtype=F64))
+
+
+def stp(seed: int) -> STPRateRNN:
+    """A three-variable model (r, u, x) in float64; its weights come from the seeded global RNG."""
+    return STPRateRNN(N, 2, 1, U=0.2 + 0.1 * seed / 10).double()
+
+
+def inputs(t: torch.Tensor, rows: int = B) -> torch.Tensor:
+    return torch.randn(rows, len(t), 2, dtype=F64, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.mark.parametrize("factory", [rate_rnn, stp])
+@pytest.mark.parametrize("solver,gradient", [("rk4", "backprop"), ("euler", "checkpoint")])
+def test_ensemble_trajectories_and_gradients_match_the_networks_run_one_by_one(factory, solver, gradient):
+    ens = nd.ensemble(factory, K, seed=10)
+    members = ens.unstack()
+    t = torch.linspace(0, 0.4, 21, dtype=F64)
+    x = inputs(t)
+    state0 = torch.rand(B, members[0].dim, dtype=F64)
+    traj = ens.simulate(t, x, state0, solver=solver, dt=0.01, gradient=gradient)
+    assert traj.flat().shape == (K * B, len(t), members[0].dim)
+    ens_out = ens.split(traj.outputs)
+    # loss = sum over networks of each one's own mean squared output
+    (ens_out.pow(2).mean((1, 2, 3)).sum()).backward()
+    stacked = {n: p.grad for n, p in ens.stacked.items()}
+
+    for k, model in enumerate(members):
+        one = nd.simulate(model, t, x, state0, solver=solver, dt=0.01, gradient=gradient)
+        torch.testing.assert_close(ens.split(traj.flat())[k], one.flat(), rtol=0, atol=1e-10)
+        torch.testing.assert_close(ens_out[k], one.outputs, rtol=0, atol=1e-10)
+        one.outputs.pow(2).mean().backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(stacked[name.replace(".", "__")][k], p.grad, rtol=0, atol=1e-10)
+
+
+def test_ensemble_is_a_model_for_simulate_with_different_inputs_per_network():
+    ens = nd.ensemble(rate_rnn, K, seed=3)
+    t = torch.linspace(0, 0.3, 16, dtype=F64)
+    x = inputs(t, K * B)  # network-major: rows k*B ... (k+1)*B - 1 drive network k
+    traj = nd.simulate(ens, t, x, ens.initial_state(K * B), solver="midpoint", dt=0.005)
+    for k, model in enumerate(ens.unstack()):
+        one = nd.simulate(model, t, x[k * B:(k + 1) * B], solver="midpoint", dt=0.005)
+        torch.testing.assert_close(ens.split(traj["r"])[k], one["r"], rtol=0, atol=1e-10)
+    shared = nd.simulate(ens, t, x[:1], ens.initial_state(K))  # one input row shared by all networks
+    assert shared["r"].shape == (K, len(t), N)
+
+
+def test_ensemble_fit_equals_sequential_fits_with_the_same_seed():
+    task = PerceptualDecisionMaking(dt=0.05)
+    factory = lambda seed: nd.RateRNN(N, task.n_in, task.n_out, tau=0.1).double()  # noqa: E731
+    ens = nd.ensemble(factory, K, seed=0)
+    members = ens.unstack()
+    kwargs = {"steps": 3, "lr": 1e-2, "batch_size": 4, "progress": False, "seed": 5, "eval_every": 100}
+    history = ens.fit(task, **kwargs)
+    assert len(history.loss) == 3
+    losses = []
+    for k, model in enumerate(members):
+        losses.append(fit(model, task, **kwargs).loss)
+        trained = ens.unstack()[k]
+        for (name, p), q in zip(model.named_parameters(), trained.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=0, atol=1e-10, msg=f"network {k}, {name}")
+    # the ensemble's loss is the mean of the networks' losses
+    torch.testing.assert_close(torch.tensor(history.loss, dtype=F64), torch.tensor(losses, dtype=F64).mean(0),
+                               rtol=1e-12, atol=0)
+    assert all(not p._backward_hooks for p in ens.parameters())  # the gradient scaling is removed again
+
+
+def test_ensemble_find_fixed_points_per_network():
+    ens = nd.ensemble(rate_rnn, K, seed=1)
+    init = torch.randn(5, N, dtype=F64, generator=torch.Generator().manual_seed(0))
+    found = ens.find_fixed_points(init)
+    assert len(found) == K
+    for fps, model in zip(found, ens.unstack(), strict=True):
+        alone = nd.find_fixed_points(model, init)
+        torch.testing.assert_close(fps.states, alone.states, rtol=0, atol=1e-10)
+        F = model.vector_field(0.0, model.State(fps.states), model.input_drive(torch.zeros(1, 2, dtype=F64)))
+        assert F.r.abs().max() < 1e-6
+    per_network = ens.find_fixed_points(init.expand(K, -1, -1))
+    assert [len(f) for f in per_network] == [len(f) for f in found]
+
+
+def test_ensemble_factory_seeds_each_network_and_restores_the_rng():
+    before = torch.get_rng_state()
+    ens = nd.ensemble(lambda seed: nd.RateRNN(N, 1, 1), K, seed=20)
+    assert torch.equal(torch.get_rng_state(), before)
+    for k, model in enumerate(ens.unstack()):
+        torch.manual_seed(20 + k)
+        ref = nd.RateRNN(N, 1, 1)
+        for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+            assert torch.equal(a, b)
+    assert not torch.equal(*(m.W_in for m in ens.unstack()[:2]))
+
+
+def test_ensemble_moves_dtype_and_keeps_the_originals_untouched():
+    models = [nd.RateRNN(N, 2, 1) for _ in range(K)]
+    original = models[0].W_in.detach().clone()
+    ens = nd.Ensemble(models).double()
+    assert ens.dtype == F64 and all(m.dtype == F64 for m in ens.unstack())
+    with torch.no_grad():
+        ens.stacked["W_in"].add_(1.0)
+    assert torch.equal(models[0].W_in, original)
+    torch.testing.assert_close(ens.unstack()[0].W_in, original.double() + 1)
+
+
+def test_ensemble_bad_input():
+    with pytest.raises(ValueError, match="models is empty"):
+        nd.Ensemble([])
+    with pytest.raises(TypeError, match="list of neurodyn Models"):
+        nd.Ensemble(nd.RateRNN(3))
+    with pytest.raises(TypeError, match=r"models\[1\] must be a neurodyn Model"):
+        nd.Ensemble([nd.RateRNN(3), "net"])
+    with pytest.raises(ValueError, match=r"models\[1\] is a WilsonCowan"):
+        nd.Ensemble([nd.RateRNN(2), nd.WilsonCowan()])
+    with pytest.raises(ValueError, match=r"models\[1\]\.state_vars"):
+        nd.Ensemble([nd.RateRNN(3), nd.RateRNN(4)])
+    with pytest.raises(ValueError, match=r"models\[1\]\.W_in is \(3, 1\) torch.float64"):
+        nd.Ensemble([nd.RateRNN(3, 1), nd.RateRNN(3, 1).double()])
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        nd.ensemble(lambda s: nd.RateRNN(3), 0)
+    with pytest.raises(TypeError, match="model_factory must be callable"):
+        nd.ensemble("RateRNN", 2)
+    ens = nd.ensemble(lambda s: nd.RateRNN(3, 1), 2)
+    t = torch.linspace(0, 1, 5)
+    with pytest.raises(ValueError, match="needs a batch of K\\*B rows"):
+        nd.simulate(ens, t, torch.zeros(3, 5, 1))
+    with pytest.raises(ValueError, match=r"per-network init must be \(K=2"):
+        ens.find_fixed_points(torch.zeros(3, 4, 3))
+    with pytest.raises(TypeError, match="trains on a neurodyn Task"):
+        ens.fit("data", steps=1)

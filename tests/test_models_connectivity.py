@@ -1,0 +1,124 @@
+"""Shared connectivity (masks, density, autapses, W_fix, initializers) and the regularizers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neurodyn as nd
+from neurodyn.models import Connectivity
+
+f64 = torch.float64
+
+
+def test_mask_holds_through_training_and_given_W_is_exact():
+    n = 6
+    mask = torch.rand(n, n) < 0.5
+    W = torch.randn(n, n, dtype=f64) * mask
+    model = nd.RateRNN(n, 1, 1, W=W, mask=mask)
+    torch.testing.assert_close(model.W, W)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        traj = nd.simulate(model, torch.linspace(0, 0.3, 4, dtype=f64), torch.ones(2, 1, dtype=f64),
+                           torch.rand(2, n, dtype=f64))
+        traj.outputs.pow(2).sum().backward()
+        opt.step()
+    assert not torch.allclose(model.W, W)
+    assert (model.W[~mask] == 0).all()
+
+
+def test_random_density_and_no_autapses():
+    n = 200
+    conn = Connectivity(n, density=0.2, autapses=False, g=1.0, dtype=f64)
+    assert conn.density == pytest.approx(0.2 * (n - 1) / n, abs=0.01)
+    W = conn()
+    assert (torch.diagonal(W) == 0).all()
+    # Gaussian init on the mask scaled by 1/sqrt(p n): spectral radius ~ g (circular law)
+    radius = torch.linalg.eigvals(W).abs().max().item()
+    assert radius == pytest.approx(1.0, abs=0.15)
+    assert (W[conn.mask == 0] == 0).all()
+
+
+def test_fixed_plus_trainable_split():
+    n = 5
+    W_fix = torch.randn(n, n, dtype=f64)
+    W_train = torch.randn(n, n, dtype=f64)
+    model = nd.RateRNN(n, W=W_train, W_fix=W_fix)
+    torch.testing.assert_close(model.W, W_train + W_fix)
+    assert "recurrent.W_fix" in dict(model.named_buffers())
+    assert all("W_fix" not in name for name, _ in model.named_parameters())
+    model.W.sum().backward()
+    torch.testing.assert_close(model.recurrent.weight.grad, torch.ones(n, n, dtype=f64))
+
+
+@pytest.mark.parametrize("init", ["identity", "orthogonal", "gaussian"])
+def test_initializers(init):
+    n = 64
+    W = Connectivity(n, g=1.3, init=init, dtype=f64)().detach()
+    if init == "identity":
+        torch.testing.assert_close(W, torch.eye(n, dtype=f64))
+    elif init == "orthogonal":
+        torch.testing.assert_close(W @ W.T, 1.3**2 * torch.eye(n, dtype=f64))
+    else:
+        assert W.std().item() == pytest.approx(1.3 / n**0.5, rel=0.05)
+
+
+def test_callable_init_and_dale_signs():
+    n = 4
+    sign = torch.tensor([1.0, 1.0, -1.0, 1.0])
+    conn = Connectivity(n, init=lambda shape: torch.full(shape, -2.0), sign=sign, dtype=f64)
+    torch.testing.assert_close(conn(), 2.0 * sign.to(f64).expand(n, n))
+
+
+def test_identity_rnn_holds_its_state():
+    # Le et al. 2015: with W = I and relu, tau dr/dt = -r + relu(r) = 0 for r >= 0
+    model = nd.RateRNN(3, activation="relu", init="identity", b=torch.zeros(3))
+    r0 = torch.tensor([[0.2, 1.0, 3.0]])
+    traj = nd.simulate(model, torch.linspace(0, 1, 5), state0=r0, dt=0.01)
+    torch.testing.assert_close(traj["r"][:, -1], r0)
+
+
+def test_connectivity_bad_input():
+    with pytest.raises(ValueError, match="mask"):
+        nd.RateRNN(3, mask=torch.ones(3, 4))
+    with pytest.raises(ValueError, match="mask"):
+        nd.RateRNN(3, mask=torch.full((3, 3), 0.5))
+    with pytest.raises(ValueError, match="density"):
+        nd.RateRNN(3, density=0.0)
+    with pytest.raises(ValueError, match="density"):
+        nd.RateRNN(3, density=1.5)
+    with pytest.raises(ValueError, match="mask or density"):
+        nd.RateRNN(3, density=0.5, mask=torch.ones(3, 3))
+    with pytest.raises(ValueError, match="W_fix"):
+        nd.RateRNN(3, W_fix=torch.ones(2, 2))
+    with pytest.raises(ValueError, match="init"):
+        nd.RateRNN(3, init="xavier")
+    with pytest.raises(ValueError, match="balanced"):
+        nd.RateRNN(3, init="balanced")
+    with pytest.raises(ValueError, match="tau"):
+        nd.RateRNN(3, tau=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        nd.RateRNN(3, tau=-0.1)
+    with pytest.raises(ValueError, match="sign"):
+        nd.RateRNN(3, sign=torch.tensor([1.0, 0.0, -1.0]))
+
+
+def test_regularizers_match_their_formulas():
+    W = torch.randn(4, 4, dtype=f64, requires_grad=True)
+    W_fix, M = torch.randn(4, 4, dtype=f64), torch.rand(4, 4, dtype=f64)
+    r = torch.rand(2, 7, 4, dtype=f64)
+    assert nd.l2_weights(W, 0.3).item() == pytest.approx(0.3 * (W**2).sum().item())
+    assert nd.l1_sparsity([W, W_fix], 0.5).item() == pytest.approx(0.5 * (W.abs().sum() + W_fix.abs().sum()).item())
+    sel = nd.selective_training(W, W_fix, M, 2.0)
+    assert sel.item() == pytest.approx(2.0 * (M * (W - W_fix) ** 2).sum().item())
+    (g,) = torch.autograd.grad(sel, W)
+    torch.testing.assert_close(g, 4.0 * M * (W - W_fix))
+    assert nd.l2_rates(r, 0.1).item() == pytest.approx(0.1 * (r**2).mean().item())
+    model = nd.RateRNN(3, 2, 1)
+    expected = sum((p**2).sum() for p in (model.recurrent.weight, model.W_in, model.W_out))
+    assert nd.l2_weights(model).item() == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="beta"):
+        nd.l1_sparsity(W, -1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        nd.selective_training(W, W_fix, torch.ones(3, 3))

@@ -1,0 +1,125 @@
+"""Short-term plasticity (STPRateRNN) and Hebbian fast weights (HebbianRNN)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neurodyn as nd
+from neurodyn.state import flatten, unflatten
+
+f64 = torch.float64
+
+
+def test_stp_steady_state_matches_analytic():
+    n, U, tau_u, tau_x, r = 3, 0.2, 1.5, 0.2, 20.0
+    model = nd.STPRateRNN(n, U=U, tau_u=tau_u, tau_x=tau_x, activation="relu", W=torch.zeros(n, n, dtype=f64),
+                          b=torch.full((n,), r, dtype=f64))
+    t = torch.linspace(0, 20, 3, dtype=f64)
+    final = nd.simulate(model, t, solver="dopri5", rtol=1e-10, atol=1e-12).states
+    u_star = U * (1 + tau_u * r) / (1 + U * tau_u * r)
+    x_star = 1 / (1 + tau_x * u_star * r)
+    assert u_star == pytest.approx(0.885714, abs=1e-6) and x_star == pytest.approx(0.220126, abs=1e-6)
+    torch.testing.assert_close(final.r[:, -1], torch.full((1, n), r, dtype=f64))
+    torch.testing.assert_close(final.u[:, -1], torch.full((1, n), u_star, dtype=f64))
+    torch.testing.assert_close(final.x[:, -1], torch.full((1, n), x_star, dtype=f64))
+
+
+def test_stp_u_and_x_stay_in_unit_interval_under_strong_inputs():
+    n = 20
+    model = nd.STPRateRNN(n, 5, U=torch.rand(n) * 0.9 + 0.05, W_in=10 * torch.randn(n, 5).abs())
+    t = torch.linspace(0, 2, 201)
+    x = 5 * torch.rand(4, 201, 5)
+    for solver, dt in (("euler", 1e-3), ("dopri5", None)):
+        s = nd.simulate(model, t, x, solver=solver, dt=dt, rtol=1e-5, atol=1e-7).states
+        assert s.r.max() > 50  # strongly driven
+        for v in (s.u, s.x):
+            assert v.min() >= 0 and v.max() <= 1
+        assert s.x.min() < 0.2 and s.u.max() > 0.8  # depression and facilitation both engaged
+
+
+def test_stp_euler_step_and_effective_weight():
+    n, dt = 3, 1e-3
+    W = torch.randn(n, n, dtype=f64)
+    U, tau_u, tau_x, tau = torch.tensor([0.1, 0.3, 0.5], dtype=f64), 1.2, 0.3, 0.05
+    model = nd.STPRateRNN(n, 1, W=W, W_in=torch.ones(n, 1, dtype=f64), U=U, tau_u=tau_u, tau_x=tau_x, tau=tau)
+    r, u, x = (torch.rand(1, n, dtype=f64) for _ in range(3))
+    xin = torch.tensor([[0.4]], dtype=f64)
+    traj = nd.simulate(model, torch.tensor([0.0, dt], dtype=f64), xin, {"r": r, "u": u, "x": x}, dt=dt)
+    r1 = r + dt / tau * (-r + torch.relu((W * (u * x)).matmul(r[0]) + 0.4))
+    x1 = x + dt * ((1 - x) / tau_x - u * x * r)
+    u1 = u + dt * ((U - u) / tau_u + U * (1 - u) * r)
+    torch.testing.assert_close(traj["r"][:, 1], r1)
+    torch.testing.assert_close(traj["u"][:, 1], u1)
+    torch.testing.assert_close(traj["x"][:, 1], x1)
+    rest = model.initial_state(2)
+    torch.testing.assert_close(rest.u, U.expand(2, n)) and torch.testing.assert_close(rest.x, torch.ones(2, n, dtype=f64))
+
+
+def test_stp_gradients_reach_U_and_time_constants():
+    model = nd.STPRateRNN(4, 1, 1, learn_stp=True, learn_tau=True, U=torch.full((4,), 0.3), tau_u=0.5)
+    traj = nd.simulate(model, torch.linspace(0, 0.5, 6), torch.ones(1, 1), dt=0.01)
+    (traj.outputs.pow(2).sum() + traj["x"].sum()).backward()
+    for name in ("U", "tau_u", "tau_x", "tau"):
+        assert getattr(model, name).grad.abs().sum() > 0, name
+
+
+def test_stp_bad_input():
+    for U in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="U"):
+            nd.STPRateRNN(3, U=U)
+    with pytest.raises(ValueError, match="tau_u"):
+        nd.STPRateRNN(3, tau_u=0.0)
+    with pytest.raises(ValueError, match="tau_x"):
+        nd.STPRateRNN(3, tau_x=torch.tensor([0.1, 0.2]))
+
+
+def test_hebbian_state_shapes_and_flat_round_trip():
+    n = 3
+    model = nd.HebbianRNN(n)
+    assert model.state_vars == {"r": n, "A": n * n} and model.state_shapes["A"] == (n, n)
+    flat = torch.randn(2, n + n * n)
+    state = unflatten(flat, model)
+    assert state.A.shape == (2, n, n)
+    torch.testing.assert_close(flatten(state), flat)
+
+
+def test_hebbian_euler_step_is_equation_45():
+    n, dt, tau, tau_A, eta = 4, 1e-3, 0.05, 0.5, 0.7
+    W = torch.randn(n, n, dtype=f64)
+    model = nd.HebbianRNN(n, W=W, tau=tau, tau_A=tau_A, eta=eta, b=torch.full((n,), 0.1, dtype=f64))
+    r, A = torch.rand(1, n, dtype=f64), 0.1 * torch.randn(1, n, n, dtype=f64)
+    traj = nd.simulate(model, torch.tensor([0.0, dt], dtype=f64), state0={"r": r, "A": A}, dt=dt)
+    lam, eta_step = 1 - dt / tau_A, eta * dt / tau_A
+    A1 = lam * A + eta_step * r[0, :, None] * r[0, None, :]  # Eq. 45: A <- lambda A + eta r r^T
+    r1 = r + dt / tau * (-r + torch.tanh(r @ (W + A[0]).T + 0.1))
+    torch.testing.assert_close(traj["A"][:, 1], A1)
+    torch.testing.assert_close(traj["r"][:, 1], r1)
+
+
+def test_hebbian_fast_weights_store_a_pattern():
+    # clamp r to a pattern p with a strong bias: A converges to eta p p^T
+    n, eta = 3, 0.5
+    p = torch.tensor([1.0, 0.5, 2.0], dtype=f64)
+    model = nd.HebbianRNN(n, W=torch.zeros(n, n, dtype=f64), activation="linear", b=p, tau_A=0.2, eta=eta)
+    t = torch.linspace(0, 10, 3, dtype=f64)
+    A = nd.simulate(model, t, solver="dopri5", rtol=1e-10, atol=1e-12)["A"][0, -1]
+    # fixed point: r = p + A r and A = eta r r^T  =>  r = p / (1 - eta |r|^2) along p
+    r = unflatten(nd.simulate(model, t, solver="dopri5", rtol=1e-10, atol=1e-12).flat()[:, -1], model).r[0]
+    torch.testing.assert_close(A, eta * torch.outer(r, r), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(r, p + A @ r, rtol=1e-6, atol=1e-8)
+
+
+def test_hebbian_learnable_per_synapse_eta_and_mask():
+    n = 3
+    mask = torch.ones(n, n)
+    mask[0, 1] = 0
+    model = nd.HebbianRNN(n, 1, 1, eta=torch.full((n, n), 0.2), learn_eta=True, mask=mask, b=torch.ones(n))
+    traj = nd.simulate(model, torch.linspace(0, 0.5, 6), torch.ones(1, 1), dt=0.01)
+    assert (traj["A"][..., 0, 1] == 0).all() and (traj["A"][..., 1, 0] != 0).any()
+    traj.outputs.pow(2).sum().backward()
+    assert model.eta.grad.shape == (n, n) and model.eta.grad[0, 1] == 0 and model.eta.grad[1, 0] != 0
+    with pytest.raises(ValueError, match="eta"):
+        nd.HebbianRNN(n, eta=torch.ones(2, 2))
+    with pytest.raises(ValueError, match="tau_A"):
+        nd.HebbianRNN(n, tau_A=-1.0)
