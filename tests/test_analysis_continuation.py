@@ -94,3 +94,15 @@ def test_bad_continuation_input():
         nd.continuation(wc, "x[0]", (0.0, 1.0), init, x=torch.zeros(3, dtype=D64))
     with pytest.raises(ValueError, match=r"x has shape \(2,\)"):
         nd.continuation(wc, "x[5]", (0.0, 1.0), init)
+
+
+def test_indexed_tensor_parameters_of_a_rate_rnn():
+    W = torch.tensor([[0.5, 0.0], [0.0, -1.0]], dtype=D64)
+    model = nd.RateRNN(2, activation="linear", W=W, tau=0.1)
+    branch = nd.continuation(model, "b[0]", (0.0, 1.0), init=torch.zeros(2, dtype=D64))
+    torch.testing.assert_close(branch.states[:, 0], 2 * branch.params)  # r* = b / (1 - w)
+    assert not branch.bifurcations and branch.stable.all()
+    weight = nd.continuation(model, "recurrent.weight[1, 1]", (-1.0, 0.5), init=torch.zeros(2, dtype=D64))
+    assert weight.stable.all() and float(model.W[1, 1].detach()) == -1.0
+    with pytest.raises(ValueError, match=r"b has shape \(2,\); pick one element, e.g. b\[0\]"):
+        nd.continuation(model, "b", (0.1, 0.2), init=torch.zeros(2, dtype=D64))

@@ -108,8 +108,10 @@ def test_nwb_round_trip_is_exact(tmp_path, with_trials):
 def test_load_foreign_nwb_bins_spike_times(tmp_path):
     """A file written directly with pynwb: spikes binned on bin_width from each trial's start."""
     nwb = NWBFile(session_description="hand made", identifier="x", session_start_time=datetime.now(timezone.utc))
-    nwb.add_trial(start_time=1.0, stop_time=1.5)
-    nwb.add_trial(start_time=3.0, stop_time=3.6)
+    nwb.add_trial_column(name="label", description="text, skipped")
+    nwb.add_trial_column(name="coherence", description="numeric, kept")
+    nwb.add_trial(start_time=1.0, stop_time=1.5, label="easy", coherence=0.5)
+    nwb.add_trial(start_time=3.0, stop_time=3.6, label="hard", coherence=0.05)
     spikes = [np.array([1.01, 1.02, 1.31, 3.05, 3.45, 3.55]), np.array([1.49, 3.0, 9.0])]
     for s in spikes:
         nwb.add_unit(spike_times=s)
@@ -126,5 +128,7 @@ def test_load_foreign_nwb_bins_spike_times(tmp_path):
     assert np.array_equal(rec.counts.numpy(), expected)
     assert torch.allclose(rec.rates, rec.counts / 0.1)
     assert rec.x[0, :, 0].tolist() == [0, 0, 0, 1, 1] and rec.x[1, :, 0].tolist() == [1, 1, 0, 0, 0]
+    assert set(rec.trials) == {"start_time", "stop_time", "coherence"}
+    assert rec.trials["coherence"].tolist() == [0.5, 0.05]
     with pytest.raises(ValueError, match="bin_width"):
         load_nwb(tmp_path / "foreign.nwb")

@@ -110,7 +110,7 @@ def test_noise_and_state_round_trip(model):
     state = model.initial_state(3)
     assert tuple(flatten(state).shape) == (3, model.dim)
     back = unflatten(flatten(state), model)
-    assert all(torch.equal(a, b) for a, b in zip(back, state))
+    assert all(torch.equal(a, b) for a, b in zip(back, state, strict=True))
     assert model.state_tau().shape == (model.dim,) and (model.state_tau() > 0).all()
     t = torch.linspace(0, _span(model), 4, dtype=f64)
     traj = nd.simulate(model, t, _x(model, 4), _state0(model), dt=0.01 * model.timescale, noise_std=0.01,

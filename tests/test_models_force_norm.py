@@ -16,7 +16,8 @@ def test_force_feedback_equals_low_rank_matrix_eq30():
     b_out, w_fb = torch.randn(n_out, dtype=f64), torch.randn(n, n_out, dtype=f64)
     force = nd.ForceRNN(n, n_out, n_in=1, W=W, W_out=W_out, b_out=b_out, w_fb=w_fb, b=torch.randn(n, dtype=f64))
     torch.testing.assert_close(force.W_eff, W + w_fb @ W_out)
-    plain = nd.RateRNN(n, 1, W=force.W_eff.detach(), W_in=force.W_in.detach(), b=force.bias_eff.detach())
+    plain = nd.RateRNN(n, 1, tau=0.01, W=force.W_eff.detach(), W_in=force.W_in.detach(),
+                       b=force.bias_eff.detach())
     r, x = torch.randn(3, n, dtype=f64), torch.randn(3, 1, dtype=f64)
     torch.testing.assert_close(force.vector_field(0.0, force.State(r), force.input_drive(x)),
                                plain.vector_field(0.0, plain.State(r), plain.input_drive(x)))

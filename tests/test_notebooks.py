@@ -23,6 +23,7 @@ def kernel_of_this_interpreter(tmp_path, monkeypatch):
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("NEURODYN_FAST", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # small models: threads only contend with pytest for the cores
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     return KERNEL
 

@@ -252,3 +252,20 @@ def test_trajectories_projects_trials_and_fixed_points_on_the_same_principal_com
     np.testing.assert_allclose(np.sort(np.abs(points[:, 0])), np.sort(np.abs((fps.states.numpy() - mean) @ axes_[0])),
                                atol=1e-8)
     assert len(_gid_lines(ax, "line-attractor")) == 1 and plot.fixed_point_markers(ax) == len(fps)
+
+
+def test_bifurcation_of_the_hopf_normal_form_from_continuation():
+    from neurodyn.analysis import continuation
+    from neurodyn.equations import Equations
+
+    # dx = mu x - y - x r^2, dy = x + mu y - y r^2: the origin is stable for mu < 0, a Hopf at mu = 0
+    model = Equations("dx/dt = mu * x - y - x * (x**2 + y**2)\ndy/dt = x + mu * y - y * (x**2 + y**2)",
+                      params={"mu": -1.0}, dtype=torch.float64)
+    branch = continuation(model, "mu", span=(-1.0, 1.0), init=torch.zeros(2, dtype=torch.float64))
+    ax = plot.bifurcation(branch)
+    (stable,), (unstable,) = _gid_lines(ax, "branch-stable"), _gid_lines(ax, "branch-unstable")
+    assert stable.get_linestyle() == "-" and unstable.get_linestyle() == "--"
+    assert np.all(stable.get_xdata()[:-1] < 0) and np.all(unstable.get_xdata()[1:] > 0)
+    (hopf,) = _gid_lines(ax, "bifurcation-hopf")
+    np.testing.assert_allclose(hopf.get_xdata(), [0.0], atol=1e-3)
+    assert not _gid_lines(ax, "bifurcation-fold") and ax.get_xlabel() == "mu"

@@ -108,12 +108,13 @@ class _System:
         M = torch.cat([torch.cat([J, self.dfdp(y, p)[:, None]], 1), border[None]], 0)
         return F, M
 
-    def tangent(self, u: Tensor, border: Tensor) -> Tensor:
+    def tangent(self, u: Tensor, border: Tensor) -> tuple[Tensor, Tensor]:
+        """The unit tangent at ``u`` (with ``border . tangent > 0``) and the eigenvalues of ``J`` there."""
         _, M = self.bordered(u, border)
         rhs = torch.zeros_like(u)
         rhs[-1] = 1.0
         tau = solve(M, rhs)
-        return tau / tau.norm()
+        return tau / tau.norm(), _eigvals(M[:-1, :-1])
 
     def correct(self, pred: Tensor, tau: Tensor, max_iter: int = 10) -> Tensor | None:
         """Newton on ``F(u) = 0, tau . (u - pred) = 0``; None when it does not converge."""
@@ -204,11 +205,11 @@ def _continue(system: _System, name: str, start: float, stop: float, y0: Tensor,
     u = torch.cat([y[0], y.new_tensor([start])])
     e_p = torch.zeros_like(u)
     e_p[-1] = 1.0
-    tau = system.tangent(u, e_p)
+    tau, eig = system.tangent(u, e_p)
     if (float(tau[-1]) < 0) == (stop > start):
         tau = -tau
     points, tangents = [u], [tau]
-    eigs = [_eigvals(system.field(u[:-1], start)[1])]
+    eigs = [eig]
     bifurcations: list[Bifurcation] = []
     h, h_min, h_max = step, step * 1e-4, step * 10
     while len(points) < max_points:
@@ -220,15 +221,14 @@ def _continue(system: _System, name: str, start: float, stop: float, y0: Tensor,
                               f"step {h:.3g} (a branch point or a singular Jacobian)", stacklevel=3)
                 break
             continue
-        new_tau = system.tangent(new, tau)
-        new_eig = _eigvals(system.field(new[:-1], float(new[-1]))[1])
+        new_tau, new_eig = system.tangent(new, tau)
         if not torch.isfinite(new).all():
             raise DivergenceError(f"continuation produced a non-finite state at {name}={float(u[-1]):g}")
         p_new = float(new[-1])
         if not lo <= p_new <= hi:
             end = hi if p_new > hi else lo
             new = _land(system, u, tau, h, end)
-            new_tau, new_eig = system.tangent(new, tau), _eigvals(system.field(new[:-1], end)[1])
+            new_tau, new_eig = system.tangent(new, tau)
         bifurcations += _locate(system, u, tau, h, eigs[-1], new_eig, tangents[-1], new_tau, len(points) - 1)
         points.append(new)
         tangents.append(new_tau)
@@ -260,7 +260,7 @@ def _locate(system: _System, u: Tensor, tau: Tensor, h: float, eig_a: Tensor, ei
         return system.correct(u + s * tau, tau)
 
     def fold_test(s: float) -> float:
-        return float(system.tangent(point(s), tau)[-1])
+        return float(system.tangent(point(s), tau)[0][-1])
 
     def hopf_test(s: float) -> float:
         v = point(s)

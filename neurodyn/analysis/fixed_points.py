@@ -126,8 +126,8 @@ def find_fixed_points(
         init: starting states, flat ``(B, D)`` or a named state (see
             :func:`neurodyn.analysis.sample_states` to draw them from a trajectory).
         x: a constant input ``(n_in,)`` or ``(B, n_in)``; None is zero input.
-        method: "newton" (Levenberg–Marquardt, exact Jacobian) or "adam"
-            (Sussillo & Barak q-minimization).
+        method: "newton" (damped Newton with a Levenberg–Marquardt fallback,
+            exact Jacobian) or "adam" (Sussillo & Barak q-minimization).
         tol: a start has converged when ``q = 1/2 |F|^2 < tol``. In float32 ``q``
             cannot go far below ``(1e-7 |F| scale)^2``: analyse a ``model.double()``.
         max_iter: iterations (default 200 for newton, 10000 for adam).
@@ -186,10 +186,10 @@ def find_fixed_points(
 def _unique(y: Tensor, q: Tensor, radius: float) -> Tensor:
     """Indices of points kept greedily in order of increasing ``q``, each farther than ``radius`` from those kept."""
     order = torch.argsort(q)
-    close = (torch.cdist(y[order], y[order]) <= radius).cpu()
+    close = (torch.cdist(y[order], y[order]) <= radius).cpu().numpy()
     kept: list[int] = []
     for i in range(len(order)):
-        if not any(bool(close[i, j]) for j in kept):
+        if not close[i, kept].any():
             kept.append(i)
     return order[torch.tensor(kept, dtype=torch.long, device=order.device)]
 

@@ -35,7 +35,7 @@ class SweptParameter:
 
     def get(self) -> float:
         if self.tensor is not None:
-            return float(self.tensor[self.index])
+            return float(self.tensor.detach()[self.index])
         return float(getattr(self.model, self.attr))
 
     def set(self, value: float) -> None:

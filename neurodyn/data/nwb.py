@@ -114,6 +114,19 @@ def _sample(series: TimeSeries, times: np.ndarray) -> np.ndarray:
     return data[index]
 
 
+def _numeric_columns(table) -> dict[str, np.ndarray]:
+    """The table's plain numeric or boolean columns (ragged, reference and text columns are skipped)."""
+    columns = {}
+    for name in table.colnames:
+        column = table[name]
+        if type(column).__name__ != "VectorData":
+            continue
+        values = np.asarray(column.data[:])
+        if values.dtype.kind in "biuf":
+            columns[name] = values
+    return columns
+
+
 def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulus: str | None = None) -> Recording:
     """Read a :class:`Recording` from the NWB file ``path``.
 
@@ -122,7 +135,8 @@ def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulu
     file's own grid when written by :func:`save_nwb`, else steps of
     ``bin_width`` seconds over the shortest trial); ``rates`` are the stored
     rates or ``counts / bin_width``; ``x`` is the stimulus TimeSeries named
-    ``stimulus`` (default "x", or the only one), sampled on the grid.
+    ``stimulus`` (default "x", or the only one), sampled on the grid. Numeric
+    trial columns become ``trials``; text and ragged columns are skipped.
     """
     path = Path(path)
     if not path.exists():
@@ -133,7 +147,7 @@ def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulu
         units = nwb.units
         spikes = [np.asarray(units["spike_times"][i], dtype=np.float64) for i in range(len(units))] if units else []
         if nwb.trials is not None and len(nwb.trials):
-            trials = {name: np.asarray(nwb.trials[name].data[:]) for name in nwb.trials.colnames}
+            trials = _numeric_columns(nwb.trials)
         else:
             ends = [s.max() for s in spikes if len(s)]
             trials = {"start_time": np.zeros(1), "stop_time": np.array([max(ends) if ends else 0.0])}
@@ -153,10 +167,8 @@ def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulu
         edges = starts[:, None] + _bin_edges(t)[None, :]
         counts = None
         if spikes:
-            counts = np.zeros((len(starts), len(t), len(spikes)))
-            for n, s in enumerate(spikes):
-                for b in range(len(starts)):
-                    counts[b, :, n] = np.histogram(s, bins=edges[b])[0]
+            # spikes in the half-open bins [edge_k, edge_k+1) of every trial: one search per unit
+            counts = np.stack([np.diff(np.searchsorted(np.sort(s), edges), axis=1) for s in spikes], -1)
         rates = None
         if module is not None and "rates" in module.data_interfaces:
             rates = _sample(module["rates"], times)

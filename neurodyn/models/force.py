@@ -19,8 +19,8 @@ class ForceRNN(RateRNN):
         tau dr/dt = -r + f(W r + W_in x + w_fb y + b),      y = W_out r + b_out
 
     (primer Eqs. 28-29). ``W`` is sparse with density ``p`` and gain ``g``
-    (``W_ij ~ g N(0, 1)/sqrt(p n)`` on the mask; ``p`` is unused when a
-    ``mask`` is given), ``w_fb ~ U(-1, 1)`` is a fixed buffer ``(n, n_out)`` and
+    (``W_ij ~ g N(0, 1)/sqrt(p n)`` on a random mask; ``p`` is unused when
+    ``W`` or ``mask`` is given), ``w_fb ~ U(-1, 1)`` is a fixed buffer ``(n, n_out)`` and
     ``W_out`` starts at zero unless given (Sussillo & Abbott 2009). ``W_out``
     is what FORCE/RLS trains. Feedback makes the dynamics those of the low-rank
     modified matrix :attr:`W_eff` ``= W + w_fb W_out`` with bias
@@ -46,7 +46,7 @@ class ForceRNN(RateRNN):
             raise ValueError(f"n_out must be an int >= 1 (the fed-back readout); got {n_out!r}")
         if "density" in kwargs:
             raise TypeError("ForceRNN takes the connection density as p, not density")
-        density = None if kwargs.get("mask") is not None else p
+        density = None if kwargs.get("mask") is not None or kwargs.get("W") is not None else p
         if W_out is None:
             given = (kwargs.get(k) for k in ("W", "W_in", "b", "b_out", "W_fix"))
             W_out = torch.zeros(n_out, n, dtype=infer_dtype(*given))

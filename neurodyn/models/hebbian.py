@@ -60,7 +60,7 @@ class HebbianRNN(RateRNN):
 
     @property
     def timescale(self) -> float:
-        return min(float(self.tau.min()), float(self.tau_A))
+        return min(float(self.tau.detach().min()), float(self.tau_A.detach()))
 
     def state_tau(self) -> Tensor:
         return torch.cat([self.tau.expand(self.n), self.tau_A.expand(self.n * self.n)])

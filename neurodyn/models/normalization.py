@@ -32,7 +32,7 @@ class DivisiveNormalization(nn.Module):
         self.f = get_activation(f)
         register_tensor(self, "gamma", gamma, trainable=trainable)
         register_tensor(self, "sigma", sigma, trainable=trainable)
-        if float(self.sigma) < 0:
+        if (self.sigma.detach() < 0).any():
             raise ValueError(f"sigma must be >= 0; got {sigma!r}")
         if pool is not None:
             if not isinstance(pool, Tensor):

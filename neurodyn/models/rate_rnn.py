@@ -107,7 +107,7 @@ class RateRNN(Model):
 
     @property
     def timescale(self) -> float:
-        return float(self.tau.min())
+        return float(self.tau.detach().min())
 
     def state_tau(self) -> Tensor:
         return self.tau.expand(self.n)

@@ -65,7 +65,7 @@ class STPRateRNN(RateRNN):
 
     @property
     def timescale(self) -> float:
-        return min(float(self.tau.min()), float(self.tau_u.min()), float(self.tau_x.min()))
+        return min(float(self.tau.detach().min()), float(self.tau_u.detach().min()), float(self.tau_x.detach().min()))
 
     def state_tau(self) -> Tensor:
         n = self.n

@@ -55,7 +55,7 @@ def bifurcation(branch: Any, var: int = 0, *, ax: Any = None, color: str = "blac
             ys = [_value_at(b, params, y, var) for b in found]
             ax.plot(xs, ys, linestyle="none", gid=f"bifurcation-{kind}", zorder=5,
                     **{"markersize": 9, **style})
-    ax.set(xlabel=getattr(branch, "param_name", None) or "parameter", ylabel=label or f"state[{var}]",
+    ax.set(xlabel=getattr(branch, "name", None) or "parameter", ylabel=label or f"state[{var}]",
            title="bifurcation diagram (solid: stable, dashed: unstable)")
     return ax
 

@@ -58,7 +58,8 @@ def connectivity(
                 ax.text((start + stop - 1) / 2, -1.0, name, ha="center", va="bottom",
                         color="tab:blue" if name == "E" else "tab:red", fontweight="bold")
     ax.set(xlabel="presynaptic unit" + (" (sorted by selectivity)" if selectivity is not None else ""),
-           ylabel="postsynaptic unit", title="recurrent connectivity")
+           ylabel="postsynaptic unit")
+    ax.set_title("recurrent connectivity", pad=16)
     return ax
 
 

@@ -59,7 +59,8 @@ def trajectories(
         points = to_numpy(project(torch.as_tensor(fixed_points.states).to(data)))
         draw_fixed_points(ax, points, list(fixed_points.stability))
     if line is not None:
-        ends = _line_ends(line).to(data)
+        spread = float(data.reshape(-1, data.shape[-1]).std(0).norm())
+        ends = _line_ends(line, min_half=0.25 * spread).to(data)
         ax.plot(*to_numpy(project(ends)).T, color="tab:orange", linewidth=2.5, gid="line-attractor",
                 label="line attractor")
     prefix = "PC" if pca else "state "
@@ -92,13 +93,13 @@ def _trial_colors(ax: Any, color_by: Any, n_trials: int, cmap: str) -> list[Any]
     return [mapping.to_rgba(v) for v in values]
 
 
-def _line_ends(line: Any) -> torch.Tensor:
-    """Two points spanning the line attractor: its centre plus the range of its points along the direction (+10 %)."""
+def _line_ends(line: Any, min_half: float) -> torch.Tensor:
+    """Two points spanning the line attractor: its centre plus the range of its points along the
+    direction (+10 %), and at least ``min_half`` to each side so that a line through one point shows."""
     direction = torch.as_tensor(line.direction).reshape(-1)
     center = torch.as_tensor(line.center).to(direction)
     along = torch.as_tensor(line.projections).to(direction)
     low, high = float(along.min()), float(along.max())
-    if high - low <= 0:  # a single fixed point: draw a short segment through it
-        low, high = -0.1 * (float(center.norm()) or 1.0), 0.1 * (float(center.norm()) or 1.0)
     margin = 0.1 * (high - low)
-    return center + torch.tensor([low - margin, high + margin]).to(direction)[:, None] * direction
+    low, high = min(low - margin, -min_half), max(high + margin, min_half)
+    return center + torch.tensor([low, high]).to(direction)[:, None] * direction

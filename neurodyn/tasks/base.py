@@ -115,7 +115,7 @@ class Task:
         """Draw the ``(B,)`` variables of each trial; must include ``"choice"`` (0-based)."""
         raise NotImplementedError
 
-    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor], steps: int) -> Tensor:
+    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor]) -> Tensor:
         """The noiseless stimulus channels ``(B, T, n_in - 1)`` given the ``(B, T)`` epoch masks."""
         raise NotImplementedError
 
@@ -131,7 +131,7 @@ class Task:
         epoch = {name: (k >= starts[:, i, None]) & (k < stops[:, i, None]) for i, name in enumerate(self.durations)}
         inside = k < stops[:, -1, None]
         decision = epoch["decision"]
-        stim = self.signals(trial, epoch, steps)
+        stim = self.signals(trial, epoch)
         if self.sigma > 0:
             noise = torch.randn(stim.shape, generator=generator, dtype=stim.dtype) * (self.sigma / math.sqrt(self.dt))
             stim = stim + noise * inside[..., None]

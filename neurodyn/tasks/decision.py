@@ -51,7 +51,7 @@ class PerceptualDecisionMaking(Task):
         side = torch.randint(2, (batch_size,), generator=generator)
         return {"coherence": choice(batch_size, self.coherences, generator), "choice": side}
 
-    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor], steps: int) -> Tensor:
+    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor]) -> Tensor:
         signed = trial["coherence"] * (1 - 2 * trial["choice"])
         return _evidence(signed, epoch["stimulus"])
 
@@ -95,7 +95,7 @@ class ContextDependentDecisionMaking(Task):
         relevant = torch.where(relevant == 0, tie.double(), relevant)
         return {"motion": motion, "colour": colour, "context": context, "choice": (relevant < 0).long()}
 
-    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor], steps: int) -> Tensor:
+    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor]) -> Tensor:
         on = epoch["stimulus"]
         cue_on = (epoch["fixation"] | epoch["stimulus"] | epoch["delay"]).double()
         context = torch.nn.functional.one_hot(trial["context"], 2).double()[:, None, :] * cue_on[..., None]

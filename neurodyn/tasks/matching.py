@@ -52,7 +52,7 @@ class _DelayedMatch(Task):
         """Tuned-channel responses ``(..., n_tuned)`` to directions ``theta`` (radians)."""
         return torch.exp(self.kappa * (torch.cos(theta[..., None] - self.preferred) - 1))
 
-    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor], steps: int) -> Tensor:
+    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor]) -> Tensor:
         return (self.encode(trial["sample"])[:, None, :] * epoch["sample"][..., None]
                 + self.encode(trial["test"])[:, None, :] * epoch["test"][..., None])
 

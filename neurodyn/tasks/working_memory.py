@@ -58,7 +58,7 @@ class ParametricWorkingMemory(Task):
         s = (2 * f - self.f_min - self.f_max) / (self.f_max - self.f_min)
         return torch.stack([(1 + s) / 2, (1 - s) / 2], -1)
 
-    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor], steps: int) -> Tensor:
+    def signals(self, trial: dict[str, Tensor], epoch: dict[str, Tensor]) -> Tensor:
         first = self.encode(trial["f1"])[:, None, :] * epoch["stimulus1"][..., None]
         second = self.encode(trial["f2"])[:, None, :] * epoch["stimulus2"][..., None]
         return first + second
