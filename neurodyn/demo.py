@@ -44,12 +44,14 @@ class DemoConfig:
 
 FULL = DemoConfig(n_e=80, n_i=20, steps=600, batch_size=64, lr=1e-2, n_eval=512, n_seeds=256)
 QUICK = DemoConfig(n_e=80, n_i=20, steps=200, batch_size=64, lr=1e-2, n_eval=256, n_seeds=64)
+FIGURES = ("training_curve.png", "pca_trajectories.png", "eigenspectrum.png", "connectivity.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_output",
                         help="folder for summary.json and the figures (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="a small, short run (< 1 minute on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: 200 training steps instead of 600 (< 1 minute on 2 CPU cores)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
 
@@ -61,11 +63,16 @@ def run(args: argparse.Namespace) -> int:
     except DemoError as err:
         print(f"neurodyn demo: error: {err}", file=sys.stderr)
         return 2
+    from .errors import DivergenceError
+
     try:
         summary = main_job(out, QUICK if args.quick else FULL, seed=args.seed, device=device)
     except OSError as err:
         print(f"neurodyn demo: error: could not write to {out}: {err.strerror or err}", file=sys.stderr)
         return 2
+    except DivergenceError as err:
+        print(f"neurodyn demo: error: training diverged: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     print(f"wrote {out / 'summary.json'} and {len(FIGURES)} figures in {out}")
     return 0
@@ -114,9 +121,6 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     timings[name] = round(time.perf_counter() - start, 3)
-
-
-FIGURES = ("training_curve.png", "pca_trajectories.png", "eigenspectrum.png", "connectivity.png")
 
 
 def main_job(out: Path, config: DemoConfig, *, seed: int, device: Any) -> dict[str, Any]:

@@ -197,3 +197,26 @@ def test_classic_bad_input():
         nd.WongWang(dtype=torch.int64)
     with pytest.raises(TypeError, match="mu0"):
         nd.WongWang(mu0="30")
+
+
+def _one_euler_step(model, y, x, dt):
+    t = torch.tensor([0.0, dt], dtype=torch.float64)
+    y0 = torch.tensor(y[None], dtype=torch.float64)
+    traj = nd.simulate(model, t, torch.tensor([x], dtype=torch.float64), y0, dt=dt)
+    return traj.flat()[0, 1].numpy()
+
+
+def test_classic_euler_steps_equal_hand_written_updates():
+    dt, y = 1e-3, np.array([0.3, 0.2])
+    ww = nd.WongWang(mu0=20.0, coherence=-12.8, dtype=torch.float64)
+    np.testing.assert_allclose(_one_euler_step(ww, y, [0.0, 0.0], dt), y + dt * wong_wang_numpy(20.0, -12.8)(y),
+                               rtol=1e-12)
+    wc = nd.WilsonCowan(**WC, dtype=torch.float64)
+    np.testing.assert_allclose(_one_euler_step(wc, y, [0.0, 0.0], dt), y + dt * wilson_cowan_numpy()(y), rtol=1e-12)
+    fhn = nd.FitzHughNagumo(I_ext=0.3, dtype=torch.float64)
+    v, w = y
+    step = y + dt * np.array([v - v**3 / 3 - w + 0.3 + 0.1, (v + 0.7 - 0.8 * w) / 12.5])
+    np.testing.assert_allclose(_one_euler_step(fhn, y, [0.1], dt), step, rtol=1e-12)
+    li = nd.LinearIntegrator(2, 1, direction=torch.tensor([1.0, 0.0], dtype=torch.float64), tau=0.1, leak=0.2)
+    step = y + dt / 0.1 * (-y + np.array([0.8 * y[0], 0.0]) + np.array([0.5, 0.0]))
+    np.testing.assert_allclose(_one_euler_step(li, y, [0.5], dt), step, rtol=1e-12)

@@ -53,20 +53,29 @@ def model(request):
 
 
 def _span(model):
-    return 3 * model.timescale
+    return 2 * model.timescale
 
 
-def test_fixed_step_solvers_agree_with_dopri5(model):
-    t = torch.linspace(0, _span(model), 6, dtype=f64)
-    x, y0 = _x(model, 6), _state0(model)
+def _fastest_time(model, x, y0):
+    """min(timescale, 1 / spectral radius of the Jacobian at y0): the step size scale of the dynamics."""
+    drive = model.input_drive(x[:1, 0])
+    J = torch.func.jacrev(lambda v: flatten(model.vector_field(0.0, unflatten(v[None], model), drive))[0])(y0[0])
+    return min(model.timescale, 1.0 / float(torch.linalg.eigvals(J.detach()).abs().max()))
+
+
+def test_every_solver_agrees_with_tight_dopri5(model):
+    t = torch.linspace(0, _span(model), 5, dtype=f64)
+    x, y0 = _x(model, 5), _state0(model)
     ref = nd.simulate(model, t, x, y0, solver="dopri5", rtol=1e-10, atol=1e-12).flat()
-    for solver, dt_frac, tol in (("euler", 1e-3, 3e-2), ("midpoint", 1e-2, 1e-3), ("rk4", 2e-2, 1e-5)):
-        got = nd.simulate(model, t, x, y0, solver=solver, dt=dt_frac * model.timescale).flat()
-        err = (got - ref).abs().max() / ref.abs().max()
+    scale = (ref - ref[:, :1]).abs().max()  # how far the state moves
+    fast = _fastest_time(model, x, y0)
+    for solver, dt_frac, tol in (("euler", 1e-2, 5e-2), ("midpoint", 5e-2, 5e-3), ("rk4", 1e-1, 1e-4)):
+        got = nd.simulate(model, t, x, y0, solver=solver, dt=dt_frac * fast).flat()
+        err = (got - ref).abs().max() / scale
         assert err < tol, (solver, float(err))
-    for solver in ("bosh3", "adaptive_heun", "dopri8"):
-        got = nd.simulate(model, t, x, y0, solver=solver, rtol=1e-8, atol=1e-10).flat()
-        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    for solver, rtol in (("bosh3", 1e-6), ("adaptive_heun", 1e-5), ("dopri8", 1e-6)):
+        got = nd.simulate(model, t, x, y0, solver=solver, rtol=rtol, atol=rtol * 1e-2).flat()
+        assert (got - ref).abs().max() / scale < 1e-3, solver
 
 
 def test_gradients_every_mode_reach_every_trainable_parameter(model):
@@ -76,7 +85,7 @@ def test_gradients_every_mode_reach_every_trainable_parameter(model):
     for solver, gradient in (("rk4", "backprop"), ("rk4", "checkpoint"), ("dopri5", "backprop"),
                              ("dopri5", "adjoint")):
         model.zero_grad()
-        traj = nd.simulate(model, t, x, y0, solver=solver, gradient=gradient, dt=0.05 * model.timescale,
+        traj = nd.simulate(model, t, x, y0, solver=solver, gradient=gradient, dt=0.1 * model.timescale,
                            rtol=1e-9, atol=1e-11)
         _loss(traj).backward()
         grads[solver, gradient] = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
@@ -89,7 +98,7 @@ def test_gradients_every_mode_reach_every_trainable_parameter(model):
         torch.testing.assert_close(grads["rk4", "checkpoint"][k], grads["rk4", "backprop"][k])
         scale = grads["dopri5", "backprop"][k].abs().max()
         err = (grads["dopri5", "adjoint"][k] - grads["dopri5", "backprop"][k]).abs().max()
-        assert err <= 1e-4 * scale + 1e-9, (k, float(err), float(scale))
+        assert err <= 1e-3 * scale + 1e-9, (k, float(err), float(scale))
 
 
 def test_flat_jacobian_matches_finite_differences(model):
@@ -116,3 +125,13 @@ def test_noise_and_state_round_trip(model):
     traj = nd.simulate(model, t, _x(model, 4), _state0(model), dt=0.01 * model.timescale, noise_std=0.01,
                        generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(traj.flat()).all()
+
+
+def test_analysis_jacobian_sees_the_whole_flat_state(model):
+    y = _state0(model)
+    x = 0.3 * torch.ones(2, model.n_in, dtype=f64)
+    J = nd.analysis.jacobian(model, y, x)
+    drive = model.input_drive(x[:1])
+    ref = torch.func.jacrev(lambda v: flatten(model.vector_field(0.0, unflatten(v[None], model), drive))[0])(y[0])
+    assert J.shape == (2, model.dim, model.dim)
+    torch.testing.assert_close(J[0], ref.detach())

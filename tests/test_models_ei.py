@@ -76,8 +76,10 @@ def test_ei_bad_input():
         nd.EIRateRNN(0, 2)
     with pytest.raises(ValueError, match="n_i"):
         nd.EIRateRNN(2, -1)
-    with pytest.raises(ValueError, match="tau"):
+    with pytest.raises(ValueError, match="tau_i"):
         nd.EIRateRNN(2, 1, tau_i=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        nd.EIRateRNN(2, 1, tau=-0.1)
     with pytest.raises(ValueError, match="readout"):
         nd.EIRateRNN(2, 1, readout="inhibitory")
     with pytest.raises(ValueError, match="Dale"):

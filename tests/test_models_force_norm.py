@@ -30,7 +30,7 @@ def test_force_feedback_equals_low_rank_matrix_eq30():
 
 
 def test_force_defaults_follow_sussillo_abbott():
-    n = 400
+    n = 300
     model = nd.ForceRNN(n, g=1.5, p=0.1)
     assert (model.W_out == 0).all() and model.w_fb.abs().max() <= 1 and model.w_fb.shape == (n, 1)
     assert model.recurrent.density == pytest.approx(0.1, abs=0.01)

@@ -29,9 +29,9 @@ def test_stp_steady_state_matches_analytic():
 def test_stp_u_and_x_stay_in_unit_interval_under_strong_inputs():
     n = 20
     model = nd.STPRateRNN(n, 5, U=torch.rand(n) * 0.9 + 0.05, W_in=10 * torch.randn(n, 5).abs())
-    t = torch.linspace(0, 2, 201)
-    x = 5 * torch.rand(4, 201, 5)
-    for solver, dt in (("euler", 1e-3), ("dopri5", None)):
+    t = torch.linspace(0, 0.4, 41)
+    x = 5 * torch.rand(4, 41, 5)
+    for solver, dt in (("euler", 2e-3), ("dopri5", None)):
         s = nd.simulate(model, t, x, solver=solver, dt=dt, rtol=1e-5, atol=1e-7).states
         assert s.r.max() > 50  # strongly driven
         for v in (s.u, s.x):

@@ -1,7 +1,9 @@
 """Tasks: trial structure, targets, evaluation and validation."""
 
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -173,6 +175,40 @@ def test_batch_to_dtype():
     batch = ParametricWorkingMemory().sample(4).to(dtype=torch.float64)
     assert batch.x.dtype == batch.y.dtype == batch.mask.dtype == torch.float64
     assert batch.info["choice"].dtype == torch.long
+
+
+class FakeTrialEnv:
+    """The parts of a neurogym TrialEnv the adapter uses: trials of random length, 3 actions."""
+
+    dt = 100
+    observation_space = SimpleNamespace(shape=(2,))
+    action_space = SimpleNamespace(n=3)
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+
+    def seed(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def new_trial(self):
+        steps = int(self.rng.integers(3, 7))
+        self.ob = self.rng.normal(size=(steps, 2))
+        self.gt = np.zeros(steps, dtype=int)
+        self.gt[-1] = int(self.rng.integers(1, 3))
+
+
+def test_neurogym_adapter_with_a_duck_typed_env():
+    task = from_neurogym(FakeTrialEnv())
+    assert (task.n_in, task.n_out, task.dt) == (2, 3, 0.1)
+    batch = task.sample(6, gen())
+    lengths = batch.info["length"]
+    assert torch.equal(batch.mask.sum(1).long(), lengths)
+    assert torch.equal(batch.y.argmax(-1)[torch.arange(6), lengths - 1], batch.info["choice"])
+    assert torch.all(batch.x[batch.mask == 0] == 0)
+    assert task.evaluate(batch.y, batch) == 1.0
+    assert torch.equal(task.sample(6, gen()).x, batch.x)
+    with pytest.raises(TypeError, match="neurogym"):
+        from_neurogym(object())
 
 
 def test_from_neurogym():

@@ -35,7 +35,7 @@ class ClassicModel(Model):
         self.parameter_names: tuple[str, ...] = tuple(values)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={float(getattr(self, k)):g}" for k in self.parameter_names)
+        return ", ".join(f"{k}={float(getattr(self, k).detach()):g}" for k in self.parameter_names)
 
 
 def _linear_over_expm1(u: Tensor) -> Tensor:
@@ -126,7 +126,7 @@ class WongWang(ClassicModel):
 
     @property
     def timescale(self) -> float:
-        return float(self.tau_S)
+        return float(self.tau_S.detach())
 
     def state_tau(self) -> Tensor:
         return self.tau_S.expand(2).to(self.dtype)
@@ -204,7 +204,7 @@ class WilsonCowan(ClassicModel):
 
     @property
     def timescale(self) -> float:
-        return float(torch.minimum(self.tauE, self.tauI))
+        return float(torch.minimum(self.tauE, self.tauI).detach())
 
     def state_tau(self) -> Tensor:
         return torch.stack([self.tauE, self.tauI]).to(self.dtype)
@@ -266,7 +266,7 @@ class LinearIntegrator(ClassicModel):
 
     @property
     def timescale(self) -> float:
-        return float(self.tau)
+        return float(self.tau.detach())
 
 
 class FitzHughNagumo(ClassicModel):
@@ -305,7 +305,7 @@ class FitzHughNagumo(ClassicModel):
 
     @property
     def timescale(self) -> float:
-        return min(1.0, float(self.tau))
+        return min(1.0, float(self.tau.detach()))
 
     def state_tau(self) -> Tensor:
         return torch.stack([torch.ones_like(self.tau), self.tau]).to(self.dtype)

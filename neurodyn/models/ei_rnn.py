@@ -69,6 +69,9 @@ class EIRateRNN(RateRNN):
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {list(READOUTS)}; got {readout!r}")
         n = n_e + n_i
+        for name, value in (("tau_e", tau_e), ("tau_i", tau_i)):
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise ValueError(f"{name} must be a positive number; got {value!r}")
         if tau_e is not None or tau_i is not None:
             if isinstance(tau, Tensor) and tau.dim() > 0:
                 raise ValueError("give a per-unit tau tensor or tau_e/tau_i, not both")

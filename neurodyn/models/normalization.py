@@ -60,5 +60,5 @@ class DivisiveNormalization(nn.Module):
 
     def extra_repr(self) -> str:
         pool = "all" if self.pool is None else "matrix"
-        return f"gamma={float(self.gamma):g}, sigma={float(self.sigma):g}, pool={pool}"
+        return f"gamma={float(self.gamma.detach()):g}, sigma={float(self.sigma.detach()):g}, pool={pool}"
 

@@ -65,7 +65,7 @@ class STPRateRNN(RateRNN):
 
     @property
     def timescale(self) -> float:
-        return min(float(self.tau.detach().min()), float(self.tau_u.detach().min()), float(self.tau_x.detach().min()))
+        return float(min(tau.detach().min() for tau in (self.tau, self.tau_u, self.tau_x)))
 
     def state_tau(self) -> Tensor:
         n = self.n

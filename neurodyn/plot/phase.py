@@ -67,7 +67,7 @@ def phase_portrait(
         _draw_trajectories(ax, model, x, x_range, y_range, starts, duration, generator)
     if fixed_points is True:
         fixed_points = _find_fixed_points(model, x, x_range, y_range)
-    if fixed_points is not None and fixed_points is not False and len(fixed_points.stability):
+    if fixed_points:  # None, False and an empty FixedPoints draw nothing
         draw_fixed_points(ax, to_numpy(fixed_points.states)[:, :2], list(fixed_points.stability))
     labels = names if len(names) == 2 else ["state[0]", "state[1]"]
     if ax.get_legend_handles_labels()[0]:
