@@ -71,6 +71,9 @@ class Ensemble(Model):
             module = member.get_submodule(owner)
             self._slots.append((module, "_parameters" if leaf in module._parameters else "_buffers", leaf))
 
+    def __len__(self) -> int:
+        return self.size
+
     def _apply(self, fn: Callable, recurse: bool = True) -> Ensemble:  # .to(), .double(): move the member copy too
         self._member._apply(fn)
         return super()._apply(fn, recurse)
@@ -123,7 +126,9 @@ class Ensemble(Model):
     def _rows(self, x: Tensor, name: str) -> Tensor:
         if x.shape[0] % self.size:
             raise ValueError(f"{name} has {x.shape[0]} rows but an Ensemble of K={self.size} networks needs K*B rows, "
-                             "network-major (ens.tile(x) gives every network the same B trials), or 1 shared row")
+                             "network-major (ens.tile(x) gives every network the same B trials), or 1 shared row; "
+                             "functions that evaluate one state at a time (jacobian, find_fixed_points) need "
+                             "ens.find_fixed_points or the networks of ens.unstack()")
         return self.split(x)
 
     # --- the Model interface -----------------------------------------------------------------------

@@ -135,3 +135,15 @@ def test_analysis_jacobian_sees_the_whole_flat_state(model):
     ref = torch.func.jacrev(lambda v: flatten(model.vector_field(0.0, unflatten(v[None], model), drive))[0])(y[0])
     assert J.shape == (2, model.dim, model.dim)
     torch.testing.assert_close(J[0], ref.detach())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_models_run_on_cuda(model):
+    t = torch.linspace(0, _span(model), 4, dtype=f64)
+    x, y0, dt = _x(model, 4), _state0(model), 0.05 * model.timescale
+    cpu = nd.simulate(model, t, x, y0, solver="rk4", dt=dt).flat()
+    model.cuda()
+    gpu = nd.simulate(model, t.cuda(), x.cuda(), y0.cuda(), solver="rk4", dt=dt).flat()
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu)

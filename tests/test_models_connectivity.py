@@ -29,14 +29,14 @@ def test_mask_holds_through_training_and_given_W_is_exact():
 
 
 def test_random_density_and_no_autapses():
-    n = 200
+    n = 100
     conn = Connectivity(n, density=0.2, autapses=False, g=1.0, dtype=f64)
-    assert conn.density == pytest.approx(0.2 * (n - 1) / n, abs=0.01)
+    assert conn.density == pytest.approx(0.2 * (n - 1) / n, abs=0.02)
     W = conn()
     assert (torch.diagonal(W) == 0).all()
     # Gaussian init on the mask scaled by 1/sqrt(p n): spectral radius ~ g (circular law)
     radius = torch.linalg.eigvals(W).abs().max().item()
-    assert radius == pytest.approx(1.0, abs=0.15)
+    assert radius == pytest.approx(1.0, abs=0.2)
     assert (W[conn.mask == 0] == 0).all()
 
 

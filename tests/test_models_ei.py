@@ -34,13 +34,13 @@ def test_dale_signs_hold_after_adam_steps():
 
 
 def test_balanced_initialization():
-    n_e, n_i = 160, 40
+    n_e, n_i = 80, 20
     model = nd.EIRateRNN(n_e, n_i, g=1.5)
     W = model.W.detach().double()
     assert torch.linalg.eigvals(W).abs().max().item() == pytest.approx(1.5, rel=1e-4)
     exc_in, inh_in = W[:, :n_e].sum(1), W[:, n_e:].sum(1)
     # mean excitatory and inhibitory input to a unit cancel (Song, Yang & Wang 2016)
-    assert (exc_in + inh_in).mean().abs().item() < 0.05 * exc_in.mean().item()
+    assert (exc_in + inh_in).mean().abs().item() < 0.1 * exc_in.mean().item()  # unbalanced: 0.75
 
 
 def test_equations_35_36_and_per_population_parameters():

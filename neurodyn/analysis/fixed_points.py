@@ -200,8 +200,8 @@ def speed(model: Model, y: Tensor, drive: Tensor, t: float) -> Tensor:
     return torch.nan_to_num(q, nan=math.inf)
 
 
-def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
-                   max_iter: int) -> tuple[Tensor, Tensor, int]:
+def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float, max_iter: int,
+                   stall: int = 30) -> tuple[Tensor, Tensor, int]:
     """Newton with a Levenberg–Marquardt fallback, all starts at once; returns (states, q, iterations)."""
     y = y.clone()
     with torch.no_grad():
@@ -238,10 +238,14 @@ def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
 
     iters = 0
     active = (q >= tol) & torch.isfinite(q)
+    ref, last = q.clone(), torch.zeros_like(q)
     while active.any() and iters < max_iter:
         iters += 1
         step(torch.nonzero(active).squeeze(1))
-        active = (q >= tol) & (mu < 1e12)  # a start whose damping explodes sits at a slow point: stop it
+        progress = q < 0.5 * ref
+        ref, last = torch.where(progress, q, ref), torch.where(progress, iters, last)
+        # a start whose damping explodes, or whose q has not halved in `stall` iterations, sits at a slow point
+        active = (q >= tol) & (mu < 1e12) & (iters - last <= stall)
     done = torch.nonzero(q < tol).squeeze(1)
     if len(done):
         step(done)  # one more Newton step polishes converged points far below tol

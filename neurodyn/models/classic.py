@@ -242,12 +242,13 @@ class LinearIntegrator(ClassicModel):
                 raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
         self.n, self.n_in = n, n_in
         self.state_vars = {"r": n}
+        given = isinstance(direction, Tensor) and torch.is_floating_point(direction)
+        dtype = dtype or (direction.dtype if given else torch.get_default_dtype())
         direction = torch.ones(n) if direction is None else torch.as_tensor(direction)
+        direction = direction.detach().to(torch.float64)
         if tuple(direction.shape) != (n,) or not torch.isfinite(direction).all() or direction.norm() == 0:
             raise ValueError(f"direction must be a finite nonzero vector of shape ({n},); got {direction!r}")
-        unit = (direction / direction.norm()).detach().clone()
-        dtype = dtype or (unit.dtype if torch.is_floating_point(unit) else torch.get_default_dtype())
-        self.register_buffer("direction", unit.to(dtype))
+        self.register_buffer("direction", (direction / direction.norm()).to(dtype))
         chosen = check_trainable(trainable, ("tau", "leak", "W_in"))
         self._register_parameters(dict(tau=tau, leak=leak), positive=("tau",), trainable=chosen - {"W_in"}, dtype=dtype)
         W_in = self.direction[:, None].expand(n, n_in) if W_in is None else torch.as_tensor(W_in, dtype=dtype)
