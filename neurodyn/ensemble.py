@@ -5,7 +5,11 @@ hyperparameters before drawing a conclusion. An :class:`Ensemble` stacks K
 same-architecture models' parameters along a leading axis and evaluates every
 model method with ``vmap`` over it (swapping the stacked tensors into one copy of the
 model, as ``torch.func.functional_call`` does), so the K networks
-advance together in one batched call per solver step.
+advance together in one batched call per solver step. For the plain
+:class:`~neurodyn.models.RateRNN` (its own equations and a named elementwise
+activation) the vector field, drive and readout are written directly as batched
+matrix products over the stacked weights (``torch.baddbmm``), which skips vmap's
+per-call overhead; every other model takes the general vmap path.
 
 An Ensemble is itself a :class:`~neurodyn.models.Model`: its batch holds K*B rows,
 network-major (rows ``k*B ... (k+1)*B - 1`` belong to network k), so
@@ -27,7 +31,10 @@ from .analysis.fixed_points import FixedPoints, find_fixed_points
 from .errors import ArgumentTypeError
 from .learning.fit import fit
 from .learning.history import History
+from .models.activations import ACTIVATIONS
 from .models.base import Model
+from .models.connectivity import Connectivity
+from .models.rate_rnn import RateRNN
 from .simulate import simulate
 from .state import flatten
 from .tasks.base import Task, TaskBatch
@@ -70,6 +77,7 @@ class Ensemble(Model):
             owner, _, leaf = name.rpartition(".")
             module = member.get_submodule(owner)
             self._slots.append((module, "_parameters" if leaf in module._parameters else "_buffers", leaf))
+        self._batched_rate_rnn = _is_plain_rate_rnn(member)
 
     def __len__(self) -> int:
         return self.size
@@ -80,28 +88,39 @@ class Ensemble(Model):
 
     # --- stacked tensors and vmapped calls -----------------------------------------------------
 
-    def _tensors(self) -> list[Tensor]:
-        """The ``(K, ...)`` stacked parameters and buffers, in the order of ``self._names``."""
-        return [self.stacked[k] if k in self.stacked else getattr(self, k) for k in map(_key, self._names)]
+    def _tensors(self, within: str = "") -> list[Tensor]:
+        """The ``(K, ...)`` stacked parameters and buffers (of submodule ``within``), in the order of ``_names``."""
+        return [self._stacked(name) for name in self._names if name.startswith(within)]
 
-    def _call(self, tensors: Sequence[Tensor], method: str, *args: Any) -> Any:
-        """``method`` (or property) of the member model holding ``tensors`` (a lighter ``functional_call``)."""
-        saved = [getattr(module, kind)[leaf] for module, kind, leaf in self._slots]
+    def _stacked(self, name: str) -> Tensor:
+        """The ``(K, ...)`` stack of the member tensor ``name`` (dotted, e.g. "recurrent.weight")."""
+        key = _key(name)
+        return self.stacked[key] if key in self.stacked else getattr(self, key)
+
+    def _call(self, tensors: Sequence[Tensor], method: str, *args: Any, within: str = "") -> Any:
+        """``method`` (or property) of the member (or its submodule ``within``) holding ``tensors``.
+
+        A lighter ``functional_call``: ``tensors`` replace the member's tensors whose names start with
+        ``within``, in the order of ``_names``, for the duration of the call.
+        """
+        slots = [slot for name, slot in zip(self._names, self._slots, strict=True) if name.startswith(within)]
+        saved = [getattr(module, kind)[leaf] for module, kind, leaf in slots]
         try:
-            for (module, kind, leaf), value in zip(self._slots, tensors, strict=True):
+            for (module, kind, leaf), value in zip(slots, tensors, strict=True):
                 getattr(module, kind)[leaf] = value
-            attr = getattr(self._member, method)
+            attr = getattr(self._member.get_submodule(within.rstrip(".")), method)
             return attr(*args) if callable(attr) else attr
         finally:
-            for (module, kind, leaf), value in zip(self._slots, saved, strict=True):
+            for (module, kind, leaf), value in zip(slots, saved, strict=True):
                 getattr(module, kind)[leaf] = value
 
-    def _vmap(self, method: str, *args: Any, in_dims: tuple[int | None, ...] = ()) -> Any:
-        """``method`` of every member: ``args`` batched over k where ``in_dims`` says 0, shared where None."""
+    def _vmap(self, method: str, *args: Any, in_dims: tuple[int | None, ...] = (), within: str = "") -> Any:
+        """``method`` of every member (or of its submodule ``within``, e.g. "recurrent."): ``args``
+        batched over k where ``in_dims`` says 0, shared where None."""
         def call(tensors: list[Tensor], *a: Any) -> Any:
-            return self._call(tensors, method, *a)
+            return self._call(tensors, method, *a, within=within)
 
-        return vmap(call, in_dims=(0, *in_dims), randomness="different")(self._tensors(), *args)
+        return vmap(call, in_dims=(0, *in_dims), randomness="different")(self._tensors(within), *args)
 
     def _each(self, method: str, *args: Any) -> list[Any]:
         """``method`` of each member in turn (for non-tensor results such as ``timescale``)."""
@@ -139,6 +158,9 @@ class Ensemble(Model):
 
     def input_drive(self, x: Tensor) -> Tensor:
         """Each network's drive ``(K*B, ...)``; a 1-row ``x`` gives ``(K, ...)``, one row per network."""
+        if self._batched_rate_rnn:
+            rows = x.expand(self.size, *x.shape) if x.shape[0] == 1 else self._rows(x, "x")
+            return self._linear(rows, "W_in", "b" if self._member.b is not None else "b_fixed", steps_outer=True)
         if x.shape[0] == 1:
             out = self._vmap("input_drive", x, in_dims=(None,))
         else:
@@ -147,6 +169,8 @@ class Ensemble(Model):
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         parts = type(state)(*(self._rows(s, "state") for s in state))
+        if self._batched_rate_rnn:
+            return self.State(self._rate_derivative(parts[0], self._rows(drive, "drive")).flatten(0, 1))
         out = self._vmap("vector_field", t, parts, self._rows(drive, "drive"), in_dims=(None, 0, 0))
         return type(out)(*(o.reshape(-1, *o.shape[2:]) for o in out))
 
@@ -154,8 +178,41 @@ class Ensemble(Model):
         if not self.n_out:
             return None
         parts = type(state)(*(self._rows(s, "state") for s in state))
+        if self._batched_rate_rnn:
+            return self._linear(parts[0], "W_out", "b_out")
         out = self._vmap("output", parts, in_dims=(0,))
         return out.reshape(-1, *out.shape[2:])
+
+    # --- the RateRNN equations as batched matrix products over the K stacked weights -------------
+
+    def _linear(self, x: Tensor, weight: str, bias: str, steps_outer: bool = False) -> Tensor:
+        """``F.linear(x_k, weight_k, bias_k)`` of every network k for ``x`` ``(K, B, ..., m)``: ``(K*B, ..., n)``.
+
+        ``steps_outer`` lays the result out in memory as ``(..., K, B, n)`` (the same ``(K*B, ..., n)`` view):
+        a drive table whose K*B rows at one time step are contiguous, which the solver reads step by step.
+        """
+        w, b = self._stacked(weight), self._stacked(bias)
+        if steps_outer and x.dim() > 3:
+            mid = x.dim() - 3
+            out = torch.matmul(x.movedim((0, 1), (mid, mid + 1)), w.transpose(1, 2)) + b.unsqueeze(1)
+            out = out.movedim((mid, mid + 1), (0, 1))
+        else:
+            out = torch.baddbmm(b.unsqueeze(1), x.reshape(self.size, -1, x.shape[-1]), w.transpose(1, 2))
+            out = out.reshape(*x.shape[:-1], out.shape[-1])
+        return out.flatten(0, 1)
+
+    def _recurrent_weights(self) -> Tensor:
+        """The effective ``(K, n, n)`` matrices: ``Connectivity.forward`` of each network (``W~`` itself when
+        the network has no mask, Dale's-law signs or fixed part, which skips a vmap per step)."""
+        if [n for n in self._names if n.startswith("recurrent.")] == ["recurrent.weight"]:
+            return self._stacked("recurrent.weight")
+        return self._vmap("forward", within="recurrent.")
+
+    def _rate_derivative(self, r: Tensor, drive: Tensor) -> Tensor:
+        """RateRNN's ``dr/dt = (-r + f(W r + drive)) / tau`` (primer Eq. 26) of every network, ``r`` ``(K, B, n)``."""
+        W = self._recurrent_weights()
+        current = torch.baddbmm(drive, r, W.transpose(1, 2))
+        return (self._member.activation(current) - r) / self._stacked("tau").reshape(self.size, 1, -1)  # tau: () or (n,) each
 
     def initial_state(self, batch_size: int = 1) -> Any:
         """Each network's initial state for ``batch_size // K`` trials (``batch_size`` must be a multiple of K)."""
@@ -264,6 +321,15 @@ def ensemble(model_factory: Callable[[int], Model], n: int, *, seed: int = 0) ->
             torch.manual_seed(seed + k)
             models.append(model_factory(seed + k))
     return Ensemble(models)
+
+
+def _is_plain_rate_rnn(model: Model) -> bool:
+    """Whether ``model`` computes exactly :class:`RateRNN`'s equations with a named elementwise activation."""
+    cls = type(model)
+    return (isinstance(model, RateRNN) and type(model.recurrent) is Connectivity
+            and any(model.activation is f for f in ACTIVATIONS.values())
+            and all(getattr(cls, name) is getattr(RateRNN, name)
+                    for name in ("input_drive", "vector_field", "rate_derivative", "output", "W", "bias")))
 
 
 def _key(name: str) -> str:

@@ -201,54 +201,60 @@ def speed(model: Model, y: Tensor, drive: Tensor, t: float) -> Tensor:
 
 
 def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float, max_iter: int,
-                   stall: int = 30) -> tuple[Tensor, Tensor, int]:
-    """Newton with a Levenberg–Marquardt fallback, all starts at once; returns (states, q, iterations)."""
+                   window: int = 10) -> tuple[Tensor, Tensor, int]:
+    """Newton with a Levenberg–Marquardt fallback, all starts at once; returns (states, q, iterations).
+
+    Each iteration costs one batched linear solve and one batched Jacobian, over
+    the active starts only: a start takes a Newton step after a step that
+    lowered ``q`` and an LM step after one that did not. A start is retired
+    from the batch one (polishing) iteration after it reaches ``q < tol``, or
+    as stalled at a slow point when its ``q`` has not halved in ``window``
+    iterations or its damping ``mu`` exceeds ``1e12``. (Newton halves the
+    error per step even at a singular root, so ``q`` then drops 4x per step.)
+    """
     y = y.clone()
     with torch.no_grad():
         F, J = field_and_jacobian(model, y, drive, t)
     q = torch.nan_to_num(0.5 * F.pow(2).sum(-1), nan=math.inf)
-    mu = torch.full_like(q, 1e-2)
+    idx = torch.nonzero(torch.isfinite(q)).squeeze(1)  # the active starts, with compact copies of their state
+    ya, Fa, Ja, qa, da = y[idx], F[idx], J[idx], q[idx], drive[idx]
+    mu = torch.full_like(qa, 1e-2)
+    newton = torch.ones_like(qa, dtype=torch.bool)
+    ref, last = qa.clone(), torch.zeros_like(qa)
     eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
-
-    def attempt(idx: Tensor, delta: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        trial = y[idx] + torch.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
-        with torch.no_grad():
-            better = (speed(model, trial, drive[idx], t) < q[idx]) & valid
-        return trial, better
-
-    def step(idx: Tensor) -> None:
-        Ja, Fa = J[idx], F[idx]
-        delta = -solve(Ja, Fa)
-        cap = 10 * (1 + y[idx].norm(dim=-1))  # a near-singular J gives huge steps: use LM there instead
-        trial, better = attempt(idx, delta, torch.isfinite(delta).all(-1) & (delta.norm(dim=-1) <= cap))
-        mu[idx[better]] = (mu[idx[better]] / 3).clamp(min=1e-12)
-        rest = ~better
-        if rest.any():
-            r, Jr, Fr = idx[rest], Ja[rest], Fa[rest]
-            lam = mu[r] * Fr.norm(dim=-1) * Jr.flatten(1).norm(dim=-1)
-            lm = -solve(Jr.mT @ Jr + lam[:, None, None] * eye, (Jr.mT @ Fr.unsqueeze(-1)).squeeze(-1))
-            trial[rest], better[rest] = attempt(r, lm, torch.isfinite(lm).all(-1))
-            mu[r] = torch.where(better[rest], (mu[r] / 3).clamp(min=1e-12), mu[r] * 4)
-        good = idx[better]
-        if len(good):
-            with torch.no_grad():
-                F[good], J[good] = field_and_jacobian(model, trial[better], drive[good], t)
-            y[good] = trial[better]
-            q[good] = 0.5 * F[good].pow(2).sum(-1)
-
     iters = 0
-    active = (q >= tol) & torch.isfinite(q)
-    ref, last = q.clone(), torch.zeros_like(q)
-    while active.any() and iters < max_iter:
+    while len(idx) and iters < max_iter:
         iters += 1
-        step(torch.nonzero(active).squeeze(1))
-        progress = q < 0.5 * ref
-        ref, last = torch.where(progress, q, ref), torch.where(progress, iters, last)
-        # a start whose damping explodes, or whose q has not halved in `stall` iterations, sits at a slow point
-        active = (q >= tol) & (mu < 1e12) & (iters - last <= stall)
-    done = torch.nonzero(q < tol).squeeze(1)
-    if len(done):
-        step(done)  # one more Newton step polishes converged points far below tol
+        converged = qa < tol  # these take one more (polishing) step, then retire
+        delta = torch.empty_like(ya)
+        lm = ~newton
+        if newton.any():
+            delta[newton] = -solve(Ja[newton], Fa[newton])
+        if lm.any():
+            Jl, Fl = Ja[lm], Fa[lm]
+            lam = mu[lm] * Fl.norm(dim=-1) * Jl.flatten(1).norm(dim=-1)
+            delta[lm] = -solve(Jl.mT @ Jl + lam[:, None, None] * eye, (Jl.mT @ Fl.unsqueeze(-1)).squeeze(-1))
+        # a near-singular J gives huge Newton steps: the LM step is taken there instead
+        valid = torch.isfinite(delta).all(-1) & (lm | (delta.norm(dim=-1) <= 10 * (1 + ya.norm(dim=-1))))
+        trial = ya + torch.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
+        with torch.no_grad():
+            better = valid & (speed(model, trial, da, t) < qa)
+        mu = torch.where(lm, torch.where(better, (mu / 3).clamp(min=1e-12), mu * 4), mu)
+        newton = better
+        if better.any():
+            with torch.no_grad():
+                Fa[better], Ja[better] = field_and_jacobian(model, trial[better], da[better], t)
+            ya[better] = trial[better]
+            qa[better] = 0.5 * Fa[better].pow(2).sum(-1)
+        progress = qa < 0.5 * ref
+        ref, last = torch.where(progress, qa, ref), torch.where(progress, iters, last)
+        retire = converged | (mu >= 1e12) | (iters - last >= window)
+        if retire.any():
+            y[idx[retire]], q[idx[retire]] = ya[retire], qa[retire]
+            keep = ~retire
+            idx, ya, Fa, Ja, qa, da = idx[keep], ya[keep], Fa[keep], Ja[keep], qa[keep], da[keep]
+            mu, newton, ref, last = mu[keep], newton[keep], ref[keep], last[keep]
+    y[idx], q[idx] = ya, qa
     return y, q, iters
 
 

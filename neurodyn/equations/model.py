@@ -89,6 +89,8 @@ class Equations(Model):
         for name, value in values.items():
             register_tensor(self, name, value, trainable=name in chosen, shapes=(tuple(value.shape),))
         self.parameter_names = tuple(values)
+        if not values:  # no tensors to carry the model's dtype and device: keep an empty one that .to() moves
+            self.register_buffer("_dtype_anchor", torch.empty(0, dtype=dtype or torch.get_default_dtype()))
         self.state_vars = {s: state_sizes.get(s, 1) for s in self._parsed.states}
         self.n_in, self.n_out = len(inputs), 0
         if timescale is not None and not (isinstance(timescale, (int, float)) and math.isfinite(timescale)
