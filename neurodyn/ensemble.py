@@ -77,7 +77,9 @@ class Ensemble(Model):
             owner, _, leaf = name.rpartition(".")
             module = member.get_submodule(owner)
             self._slots.append((module, "_parameters" if leaf in module._parameters else "_buffers", leaf))
-        self._batched_rate_rnn = _is_plain_rate_rnn(member)
+        self._batched_rate_rnn = _is_plain_rate_rnn(member)  # then the RateRNN equations run as batched matmuls
+        # Connectivity.forward is W~ itself when a network has no mask, Dale's-law signs or fixed part
+        self._plain_recurrent = [n for n in self._names if n.startswith("recurrent.")] == ["recurrent.weight"]
 
     def __len__(self) -> int:
         return self.size
@@ -160,7 +162,7 @@ class Ensemble(Model):
         """Each network's drive ``(K*B, ...)``; a 1-row ``x`` gives ``(K, ...)``, one row per network."""
         if self._batched_rate_rnn:
             rows = x.expand(self.size, *x.shape) if x.shape[0] == 1 else self._rows(x, "x")
-            return self._linear(rows, "W_in", "b" if self._member.b is not None else "b_fixed", steps_outer=True)
+            return self._linear(rows, "W_in", "b" if self._member.b is not None else "b_fixed")
         if x.shape[0] == 1:
             out = self._vmap("input_drive", x, in_dims=(None,))
         else:
@@ -185,26 +187,16 @@ class Ensemble(Model):
 
     # --- the RateRNN equations as batched matrix products over the K stacked weights -------------
 
-    def _linear(self, x: Tensor, weight: str, bias: str, steps_outer: bool = False) -> Tensor:
-        """``F.linear(x_k, weight_k, bias_k)`` of every network k for ``x`` ``(K, B, ..., m)``: ``(K*B, ..., n)``.
-
-        ``steps_outer`` lays the result out in memory as ``(..., K, B, n)`` (the same ``(K*B, ..., n)`` view):
-        a drive table whose K*B rows at one time step are contiguous, which the solver reads step by step.
-        """
+    def _linear(self, x: Tensor, weight: str, bias: str) -> Tensor:
+        """``F.linear(x_k, weight_k, bias_k)`` of every network k for ``x`` ``(K, B, ..., m)``: ``(K*B, ..., n)``."""
         w, b = self._stacked(weight), self._stacked(bias)
-        if steps_outer and x.dim() > 3:
-            mid = x.dim() - 3
-            out = torch.matmul(x.movedim((0, 1), (mid, mid + 1)), w.transpose(1, 2)) + b.unsqueeze(1)
-            out = out.movedim((mid, mid + 1), (0, 1))
-        else:
-            out = torch.baddbmm(b.unsqueeze(1), x.reshape(self.size, -1, x.shape[-1]), w.transpose(1, 2))
-            out = out.reshape(*x.shape[:-1], out.shape[-1])
-        return out.flatten(0, 1)
+        # bmm then add_: baddbmm with a broadcast (K, 1, n) bias is several times slower on CPU
+        out = torch.bmm(x.flatten(1, -2), w.transpose(1, 2)).add_(b.unsqueeze(1))
+        return out.reshape(-1, *x.shape[2:-1], out.shape[-1])
 
     def _recurrent_weights(self) -> Tensor:
-        """The effective ``(K, n, n)`` matrices: ``Connectivity.forward`` of each network (``W~`` itself when
-        the network has no mask, Dale's-law signs or fixed part, which skips a vmap per step)."""
-        if [n for n in self._names if n.startswith("recurrent.")] == ["recurrent.weight"]:
+        """The effective ``(K, n, n)`` matrices, ``Connectivity.forward`` of each network (no vmap when plain)."""
+        if self._plain_recurrent:
             return self._stacked("recurrent.weight")
         return self._vmap("forward", within="recurrent.")
 
@@ -212,7 +204,11 @@ class Ensemble(Model):
         """RateRNN's ``dr/dt = (-r + f(W r + drive)) / tau`` (primer Eq. 26) of every network, ``r`` ``(K, B, n)``."""
         W = self._recurrent_weights()
         current = torch.baddbmm(drive, r, W.transpose(1, 2))
-        return (self._member.activation(current) - r) / self._stacked("tau").reshape(self.size, 1, -1)  # tau: () or (n,) each
+        rate = self._member.activation(current)
+        tau = self._stacked("tau").reshape(self.size, 1, -1)  # each network's tau is () or (n,)
+        if torch.is_grad_enabled():
+            return (rate - r) / tau
+        return rate.sub_(r).div_(tau)  # no graph to keep (e.g. fit's evaluation): reuse the fresh tensor
 
     def initial_state(self, batch_size: int = 1) -> Any:
         """Each network's initial state for ``batch_size // K`` trials (``batch_size`` must be a multiple of K)."""

@@ -14,7 +14,7 @@ from .inputs import Drive, as_input
 from .models.base import Model
 from .solvers.adaptive import ADAPTIVE, anchored_times, integrate_torchdiffeq
 from .solvers.fixed_step import STEPPERS, integrate_fixed
-from .state import flatten, state_dim, unflatten, unflattener
+from .state import flatten, flattener, state_dim, unflatten, unflattener
 from .trajectory import Trajectory
 
 SOLVERS = (*STEPPERS, *ADAPTIVE)
@@ -75,12 +75,12 @@ def simulate(
     batch = max(batch or 1, signal.batch_size or 1)
     y0 = _initial_flat(model, state0, batch)
     drive = Drive(model, signal, precompute=gradient != "adjoint")
-    to_state = unflattener(model)
+    to_state, to_flat = unflattener(model), flattener(model)
     _check_vector_field(model, t, y0, drive, to_state)
 
     if solver in STEPPERS and gradient != "adjoint":
         def rhs(time: float, y: Tensor, k: int) -> Tensor:
-            return flatten(model.vector_field(time, to_state(y), drive.on_interval(k, time)))
+            return to_flat(model.vector_field(time, to_state(y), drive.on_interval(k, time)))
 
         diffusion = None
         if noise_std > 0:
@@ -88,7 +88,7 @@ def simulate(
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
                                   segments=gradient == "checkpoint", max_steps=max_steps)
     else:
-        ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, to_state, signal, solver=solver, dt=dt,
+        ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), signal, solver=solver, dt=dt,
                                          gradient=gradient, rtol=rtol, atol=atol, max_steps=max_steps,
                                          anchor_dt=anchor_dt)
     _check_finite(ys, t)
@@ -96,10 +96,12 @@ def simulate(
     return Trajectory(t=t, states=states, outputs=_outputs(model, states), nfe=nfe)
 
 
-def _integrate_torchdiffeq(model, t, y0, drive, to_state, signal, *, solver, dt, gradient, rtol, atol,
+def _integrate_torchdiffeq(model, t, y0, drive, converters, signal, *, solver, dt, gradient, rtol, atol,
                            max_steps, anchor_dt):
+    to_state, to_flat = converters
+
     def rhs(time: Tensor, y: Tensor) -> Tensor:
-        return flatten(model.vector_field(time, to_state(y), drive(time)))
+        return to_flat(model.vector_field(time, to_state(y), drive(time)))
 
     times, index = t, None
     if gradient == "adjoint" and (solver in ADAPTIVE or dt is not None):

@@ -70,3 +70,11 @@ def unflattener(spec: Any):
     if len(shapes) == 1 and len(next(iter(shapes.values()))) == 1:
         return lambda flat: cls(flat)
     return lambda flat: unflatten(flat, shapes)
+
+
+def flattener(spec: Any):
+    """A fast ``named state -> flat (B, D)`` function for a fixed ``spec`` (used in time loops)."""
+    shapes = _shapes(spec)
+    if len(shapes) == 1 and len(next(iter(shapes.values()))) == 1:
+        return lambda state: state[0]
+    return flatten

@@ -191,3 +191,14 @@ def test_bad_input_raises_value_error():
     with pytest.raises(ValueError, match="no fixed points"):
         with pytest.warns(UserWarning):
             nd.line_attractor(nd.find_fixed_points(model, torch.tensor([[0.5, 0.4]], dtype=D64), max_iter=1))
+
+
+def test_newton_retires_a_start_stalled_at_a_slow_point():
+    # dx/dt = (x^2 + 1)(x - 2): one root, x = 2; q = F^2/2 has a local minimum (a slow point) at x = 1/3,
+    # where dF/dx = 3x^2 - 4x + 1 = 0, with q = (10/9 * 5/3)^2 / 2
+    model = nd.Equations("dx/dt = (x**2 + 1) * (x - c)", params={"c": 2.0}, dtype=D64)
+    fps = nd.find_fixed_points(model, torch.tensor([[0.6], [0.2], [3.0]], dtype=D64), max_iter=1000)
+    assert fps.n_unconverged == 1 and len(fps) == 1 and abs(float(fps.states[0, 0]) - 2) < 1e-12
+    assert abs(float(fps.start_states[0, 0]) - 1 / 3) < 1e-3
+    assert abs(float(fps.start_q[0]) / ((10 / 9 * 5 / 3) ** 2 / 2) - 1) < 1e-6
+    assert fps.iterations < 100  # retired as stalled, long before max_iter

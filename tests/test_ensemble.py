@@ -55,6 +55,52 @@ def test_ensemble_trajectories_and_gradients_match_the_networks_run_one_by_one(f
             torch.testing.assert_close(stacked[name.replace(".", "__")][k], p.grad, rtol=0, atol=1e-10)
 
 
+def dale_rate_rnn(seed: int) -> nd.RateRNN:
+    """A RateRNN with Dale's law, a sparse mask, a fixed part, no trainable bias, relu and a learned tau."""
+    g = torch.Generator().manual_seed(seed)
+    sign = torch.tensor([1.0] * (N - 2) + [-1.0] * 2, dtype=F64)
+    return nd.RateRNN(N, 2, 2, tau=0.05 + 0.1 * torch.rand(N, generator=g, dtype=F64), activation="relu",
+                      W=torch.rand(N, N, generator=g, dtype=F64) * sign / N**0.5, sign=sign, bias=False,
+                      b=0.1 * torch.randn(N, generator=g, dtype=F64), mask=torch.rand(N, N, generator=g) < 0.7,
+                      W_fix=0.01 * torch.rand(N, N, generator=g, dtype=F64) * sign, learn_tau=True,
+                      W_in=torch.randn(N, 2, generator=g, dtype=F64))
+
+
+@pytest.mark.parametrize("shared_input", [False, True])
+def test_ensemble_batched_rate_rnn_path_matches_with_dale_mask_and_learned_tau(shared_input):
+    # RateRNN members run as batched matmuls over the stacked weights (not vmap); check that path in full
+    ens = nd.ensemble(dale_rate_rnn, K, seed=4)
+    members = ens.unstack()
+    t = torch.linspace(0, 0.3, 16, dtype=F64)
+    x = inputs(t, 1 if shared_input else K * B)
+    rows = K if shared_input else K * B
+    state0 = torch.rand(rows, N, dtype=F64, generator=torch.Generator().manual_seed(2))
+    traj = nd.simulate(ens, t, x, state0, solver="midpoint", dt=0.01)
+    traj.outputs.pow(2).sum().backward()
+    b = rows // K
+    for k, model in enumerate(members):
+        one = nd.simulate(model, t, x if shared_input else x[k * b:(k + 1) * b], state0[k * b:(k + 1) * b],
+                          solver="midpoint", dt=0.01)
+        torch.testing.assert_close(ens.split(traj.outputs)[k], one.outputs, rtol=0, atol=1e-10)
+        one.outputs.pow(2).sum().backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(ens.stacked[name.replace(".", "__")].grad[k], p.grad, rtol=0, atol=1e-10)
+    with torch.no_grad():  # the no-graph (in-place) branch gives the same trajectory
+        torch.testing.assert_close(nd.simulate(ens, t, x, state0, solver="midpoint", dt=0.01).flat(),
+                                   traj.flat(), rtol=0, atol=0)
+
+
+def test_ensemble_of_rate_rnns_without_input_or_readout():
+    ens = nd.ensemble(lambda seed: nd.RateRNN(N, tau=0.1).double(), K)
+    t = torch.linspace(0, 0.5, 11, dtype=F64)
+    state0 = torch.randn(B, N, dtype=F64, generator=torch.Generator().manual_seed(1))
+    traj = ens.simulate(t, None, state0)
+    assert traj.outputs is None
+    for k, model in enumerate(ens.unstack()):
+        one = nd.simulate(model, t, None, state0)
+        torch.testing.assert_close(ens.split(traj["r"])[k], one["r"], rtol=0, atol=1e-10)
+
+
 def test_ensemble_is_a_model_for_simulate_with_different_inputs_per_network():
     ens = nd.ensemble(rate_rnn, K, seed=3)
     t = torch.linspace(0, 0.3, 16, dtype=F64)

@@ -163,13 +163,19 @@ def test_gradcheck(solver):
     n = 3
     t = torch.linspace(0, 0.3, 4, dtype=f64)
     x = torch.randn(2, 4, 2, dtype=f64)
-    model = nd.RateRNN(n, 2, tau=0.1).double()
 
-    def f(W, W_in):
-        # route the gradcheck inputs through the model's parameters
-        del model.recurrent.weight, model.W_in
-        model.recurrent.weight, model.W_in = W, W_in
-        return nd.simulate(model, t, x, solver=solver, dt=0.05, rtol=1e-7, atol=1e-9)["r"]
+    class Run(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nd.RateRNN(n, 2, tau=0.1).double()
+
+        def forward(self):
+            return nd.simulate(self.model, t, x, solver=solver, dt=0.05, rtol=1e-7, atol=1e-9)["r"]
+
+    run = Run()
+
+    def f(W, W_in):  # the gradcheck inputs stand in for the model's parameters
+        return torch.func.functional_call(run, {"model.recurrent.weight": W, "model.W_in": W_in}, ())
 
     W = torch.randn(n, n, dtype=f64, requires_grad=True)
     W_in = torch.randn(n, 2, dtype=f64, requires_grad=True)

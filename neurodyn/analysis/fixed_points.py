@@ -3,12 +3,13 @@ r"""Fixed points ``F(y*) = 0`` of a model's vector field, with their linear stab
 Two methods, both batched over all starting states at once:
 
 * ``"newton"``: damped Newton on ``F(y) = 0`` with the exact Jacobian ``J``.
-  The Newton step ``J delta = -F`` is taken where it lowers ``q`` and is no
-  longer than ``10 (1 + |y|)``; elsewhere (far from a root, or where ``J`` is
-  singular, as on a line attractor) a Levenberg–Marquardt step
+  The Newton step ``J delta = -F`` is taken while it lowers ``q`` and is no
+  longer than ``10 (1 + |y|)``; after one that fails (far from a root, or where
+  ``J`` is singular, as on a line attractor) a Levenberg–Marquardt step
   ``delta = -(J^T J + lam I)^{-1} J^T F`` with ``lam = mu |F| ||J||_F``
   (Fan & Yuan 2005); ``mu`` shrinks after a step that lowers ``q`` and grows
-  after one that does not.
+  after one that does not. Each iteration is one batched solve and one batched
+  Jacobian over the starts still active: converged and stalled starts leave the batch.
 * ``"adam"``: Sussillo & Barak (2013) minimize the speed
   ``q(y) = 1/2 |F(y)|^2`` by gradient descent (Adam), as in Golub & Sussillo's
   FixedPointFinder. It also reaches slow points (small ``q > 0``). Each
@@ -201,16 +202,19 @@ def speed(model: Model, y: Tensor, drive: Tensor, t: float) -> Tensor:
 
 
 def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float, max_iter: int,
-                   window: int = 10) -> tuple[Tensor, Tensor, int]:
+                   window: int = 30, lag: int = 5, creep: float = 1e-2) -> tuple[Tensor, Tensor, int]:
     """Newton with a Levenberg–Marquardt fallback, all starts at once; returns (states, q, iterations).
 
     Each iteration costs one batched linear solve and one batched Jacobian, over
     the active starts only: a start takes a Newton step after a step that
     lowered ``q`` and an LM step after one that did not. A start is retired
     from the batch one (polishing) iteration after it reaches ``q < tol``, or
-    as stalled at a slow point when its ``q`` has not halved in ``window``
-    iterations or its damping ``mu`` exceeds ``1e12``. (Newton halves the
-    error per step even at a singular root, so ``q`` then drops 4x per step.)
+    as stalled at a slow point (a local minimum of ``q`` above ``tol``) when
+    its ``q`` fell by less than the fraction ``creep`` over its last ``lag``
+    accepted steps, has not halved in ``window`` iterations, or its damping
+    ``mu`` exceeds ``1e12`` (rejected steps raise ``mu`` until one is accepted).
+    Newton halves the error per step even at a singular root, so a start
+    converging to a root is never retired this way.
     """
     y = y.clone()
     with torch.no_grad():
@@ -221,6 +225,8 @@ def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
     mu = torch.full_like(qa, 1e-2)
     newton = torch.ones_like(qa, dtype=torch.bool)
     ref, last = qa.clone(), torch.zeros_like(qa)
+    past = qa[:, None].repeat(1, lag)  # q after each of the last `lag` accepted steps, a ring buffer
+    accepted = torch.ones_like(qa, dtype=torch.long)
     eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
     iters = 0
     while len(idx) and iters < max_iter:
@@ -248,12 +254,17 @@ def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
             qa[better] = 0.5 * Fa[better].pow(2).sum(-1)
         progress = qa < 0.5 * ref
         ref, last = torch.where(progress, qa, ref), torch.where(progress, iters, last)
-        retire = converged | (mu >= 1e12) | (iters - last >= window)
+        slot = (accepted % lag)[:, None]
+        creeping = better & (accepted >= lag) & (qa > (1 - creep) * past.gather(1, slot).squeeze(1))
+        past.scatter_(1, slot, torch.where(better, qa, past.gather(1, slot).squeeze(1))[:, None])
+        accepted += better
+        retire = converged | creeping | (mu >= 1e12) | (iters - last >= window)
         if retire.any():
             y[idx[retire]], q[idx[retire]] = ya[retire], qa[retire]
             keep = ~retire
             idx, ya, Fa, Ja, qa, da = idx[keep], ya[keep], Fa[keep], Ja[keep], qa[keep], da[keep]
-            mu, newton, ref, last = mu[keep], newton[keep], ref[keep], last[keep]
+            mu, newton, ref, last, past, accepted = (mu[keep], newton[keep], ref[keep], last[keep], past[keep],
+                                                     accepted[keep])
     y[idx], q[idx] = ya, qa
     return y, q, iters
 

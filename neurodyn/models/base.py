@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ class Model(nn.Module):
         """Per-sample shape of each state variable (default ``(size,)``)."""
         return {k: (v,) for k, v in self.state_vars.items()}
 
-    @property
+    @cached_property
     def State(self) -> type:  # noqa: N802 - a class, named like one
         """The named-tuple type of this model's state."""
         return state_type(tuple(self.state_vars))

@@ -196,10 +196,12 @@ class Connectivity(nn.Module):
     @property
     def trainable_part(self) -> Tensor:
         """``W_train = M ⊙ S(W~)``, the part of ``W`` that learns."""
-        weight = self.weight if self.sign is None else self.weight.abs() * self.sign
-        return weight if self.mask is None else weight * self.mask
+        buffers, weight = self._buffers, self._parameters["weight"]  # dict lookups: this runs every time step
+        if buffers["sign"] is not None:
+            weight = weight.abs() * buffers["sign"]
+        return weight if buffers["mask"] is None else weight * buffers["mask"]
 
     def forward(self) -> Tensor:
         """The effective ``(n, n)`` matrix ``W[post, pre]``."""
-        weight = self.trainable_part
-        return weight if self.W_fix is None else weight + self.W_fix
+        fixed = self._buffers["W_fix"]
+        return self.trainable_part if fixed is None else self.trainable_part + fixed

@@ -84,7 +84,7 @@ class RateRNN(Model):
     @property
     def W(self) -> Tensor:
         """The effective recurrent matrix ``(n, n)``."""
-        return self.recurrent()
+        return self._modules["recurrent"].forward()  # no module-call hooks: this runs every time step
 
     @property
     def bias(self) -> Tensor:
@@ -100,7 +100,7 @@ class RateRNN(Model):
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r = state[0]
-        return self.State(self.rate_derivative(r, torch.addmm(drive, r, self.W.T)))
+        return self.State(self.rate_derivative(r, F.linear(r, self.W, drive)))
 
     def output(self, state: Any) -> Tensor | None:
         return F.linear(state[0], self.W_out, self.b_out) if self.n_out else None
