@@ -8,7 +8,7 @@ model, as ``torch.func.functional_call`` does), so the K networks
 advance together in one batched call per solver step. For the plain
 :class:`~neurodyn.models.RateRNN` (its own equations and a named elementwise
 activation) the vector field, drive and readout are written directly as batched
-matrix products over the stacked weights (``torch.baddbmm``), which skips vmap's
+matrix products over the stacked weights (``torch.bmm``/``baddbmm``), which skips vmap's
 per-call overhead; every other model takes the general vmap path.
 
 An Ensemble is itself a :class:`~neurodyn.models.Model`: its batch holds K*B rows,
