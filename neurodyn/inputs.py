@@ -92,8 +92,9 @@ class Drive:
         self.table = model.input_drive(signal.value) if tabulated else signal.value
         self.per_eval = (lambda d: d) if tabulated else model.input_drive
         self.dtype, self.device = model.dtype, model.device
-        # one unbind, not T selects: each select's backward is a full-size zero tensor (O(T^2) work)
-        self.columns = self.table.unbind(1) if signal.kind == "grid" else ()
+        # one time-major copy and one unbind, not T selects: each select's backward is a full-size zero
+        # tensor (O(T^2) work), and contiguous (B, n) slices keep the per-step matmul's bias add fast
+        self.columns = self.table.transpose(0, 1).contiguous().unbind(0) if signal.kind == "grid" else ()
 
     def on_interval(self, k: int, t: float | Tensor) -> Tensor:
         """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""

@@ -105,7 +105,7 @@ def integrate_fixed(
                 (len(chunk), *y0.shape), generator=generator, device=y0.device, dtype=y0.dtype
             )
         if segments and torch.is_grad_enabled():
-            result = checkpoint(_run, f, stepper, chunk, y, noise, use_reentrant=False)
+            result = checkpoint(_run, f, stepper, chunk, y, noise, use_reentrant=False, determinism_check="none")
         else:
             result = _run(f, stepper, chunk, y, noise)
         y = result[0]
