@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -160,8 +161,6 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
     if anchor_dt is not None and not anchor_dt > 0:
         raise ValueError(f"anchor_dt must be > 0; got {anchor_dt!r}")
     if dt is not None and dt > model.timescale:
-        import warnings
-
         warnings.warn(f"dt={dt:g} is larger than the model's smallest time constant {model.timescale:g}; "
                       "the integration may be inaccurate or unstable", stacklevel=3)
 

@@ -10,14 +10,7 @@ from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 from neurodyn import RateRNN, simulate
 from neurodyn.data import Recording, load_nwb, save_nwb, synthetic_recording
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: intra-op threads only add synchronization (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def teacher(n_out=3):

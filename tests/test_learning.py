@@ -21,14 +21,7 @@ from neurodyn.learning import (
 )
 from neurodyn.tasks import ParametricWorkingMemory, PerceptualDecisionMaking
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: intra-op threads only add synchronization (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_task():

@@ -10,14 +10,7 @@ from neurodyn.learning import ForceResult, train_force
 from neurodyn.models import ForceRNN
 from neurodyn.tasks import PeriodicTarget
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: intra-op threads only add synchronization (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def open_loop(n=30, seed=0):

@@ -9,16 +9,7 @@ from neurodyn.learning import StopWhen, fit
 from neurodyn.models import EIRateRNN
 from neurodyn.tasks import ParametricWorkingMemory, PerceptualDecisionMaking
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: intra-op threads only add synchronization (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def held_out_accuracy(model, task, trials=1000, seed=123):
