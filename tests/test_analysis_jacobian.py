@@ -107,3 +107,35 @@ def test_stability_classes_use_a_tolerance():
     assert classify(ev) == ["stable node", "stable focus", "unstable node", "unstable focus", "saddle",
                             "marginal", "marginal"]
     assert is_stable(ev).tolist() == [True, True, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "linear", "softplus", "sigmoid"])
+def test_closed_form_rate_jacobian_equals_autodiff(activation):
+    gen = torch.Generator().manual_seed(3)
+    n, n_in = 7, 2
+    model = nd.RateRNN(n, n_in, tau=0.05 + torch.rand(n, generator=gen, dtype=D64), activation=activation,
+                       W=torch.randn(n, n, generator=gen, dtype=D64), b=torch.randn(n, generator=gen, dtype=D64))
+    r = 3 * torch.randn(4, n, generator=gen, dtype=D64)
+    x = torch.randn(4, n_in, generator=gen, dtype=D64)
+    drive = model.input_drive(x)
+    closed = model.state_jacobian(0.0, model.State(r), drive)
+    assert closed is not None
+    auto = torch.stack([torch.autograd.functional.jacobian(
+        lambda y, d=d: model.vector_field(0.0, model.State(y[None]), d[None])[0][0], y) for y, d in zip(r, drive)])
+    torch.testing.assert_close(closed, auto, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(nd.jacobian(model, r, x), auto, rtol=1e-12, atol=1e-12)
+
+
+def test_closed_form_jacobian_is_skipped_where_it_does_not_apply():
+    gen = torch.Generator().manual_seed(4)
+    state = nd.RateRNN(5, activation=lambda z: z.sin()).initial_state(2)
+    assert nd.RateRNN(5, activation=lambda z: z.sin()).state_jacobian(0.0, state, torch.zeros(1, 5)) is None
+    stp = nd.STPRateRNN(5)  # its own vector field: autodiff
+    assert stp.state_jacobian(0.0, stp.initial_state(2), torch.zeros(1, 5)) is None
+    ei = nd.EIRateRNN(4, 2, g=1.0).double()  # Dale's-law W, RateRNN dynamics: closed form, equal to autodiff
+    r = torch.rand(3, 6, generator=gen, dtype=D64)
+    closed = ei.state_jacobian(0.0, ei.State(r), ei.input_drive(torch.zeros(1, 0, dtype=D64)))
+    auto = torch.stack([torch.autograd.functional.jacobian(
+        lambda y: ei.vector_field(0.0, ei.State(y[None]), ei.input_drive(torch.zeros(1, 0, dtype=D64)))[0][0], y)
+        for y in r])
+    torch.testing.assert_close(closed, auto, rtol=1e-12, atol=1e-12)

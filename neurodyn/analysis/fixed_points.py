@@ -2,14 +2,14 @@ r"""Fixed points ``F(y*) = 0`` of a model's vector field, with their linear stab
 
 Two methods, both batched over all starting states at once:
 
-* ``"newton"``: damped Newton on ``F(y) = 0`` with the exact Jacobian ``J``.
-  The Newton step ``J delta = -F`` is taken while it lowers ``q`` and is no
-  longer than ``10 (1 + |y|)``; after one that fails (far from a root, or where
-  ``J`` is singular, as on a line attractor) a Levenberg–Marquardt step
-  ``delta = -(J^T J + lam I)^{-1} J^T F`` with ``lam = mu |F| ||J||_F``
-  (Fan & Yuan 2005); ``mu`` shrinks after a step that lowers ``q`` and grows
-  after one that does not. Each iteration is one batched solve and one batched
-  Jacobian over the starts still active: converged and stalled starts leave the batch.
+* ``"newton"``: Newton's method on ``F(y) = 0`` with the exact Jacobian ``J``,
+  globalized by Powell's dogleg trust region (the method of MINPACK's
+  ``hybrj`` behind ``scipy.optimize.fsolve``): steps blend the Newton step
+  ``J delta = -F`` with steepest descent on ``q`` inside a radius that adapts
+  to how well the linearization predicts ``q``. Where ``J`` is singular, as on
+  a line attractor, a Levenberg–Marquardt step stands in for Newton's. One
+  batched Jacobian and one batched factorization per accepted step, over the
+  starts still active: converged and stalled starts leave the batch.
 * ``"adam"``: Sussillo & Barak (2013) minimize the speed
   ``q(y) = 1/2 |F(y)|^2`` by gradient descent (Adam), as in Golub & Sussillo's
   FixedPointFinder. It also reaches slow points (small ``q > 0``). Each
@@ -201,72 +201,109 @@ def speed(model: Model, y: Tensor, drive: Tensor, t: float) -> Tensor:
     return torch.nan_to_num(q, nan=math.inf)
 
 
+@torch.no_grad()
 def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float, max_iter: int,
                    window: int = 30, lag: int = 5, creep: float = 1e-2) -> tuple[Tensor, Tensor, int]:
-    """Newton with a Levenberg–Marquardt fallback, all starts at once; returns (states, q, iterations).
+    """Powell's dogleg trust region over all starts at once; returns (states, q, iterations).
 
-    Each iteration costs one batched linear solve and one batched Jacobian, over
-    the active starts only: a start takes a Newton step after a step that
-    lowered ``q`` and an LM step after one that did not. A start is retired
-    from the batch one (polishing) iteration after it reaches ``q < tol``, or
+    Each start keeps a trust radius ``Delta``. Its step is the Newton step
+    ``J delta = -F`` if that fits in the radius, the Cauchy (steepest-descent)
+    step ``-(|g|^2/|J g|^2) g`` with ``g = J^T F`` cut to the radius if that
+    does not, and otherwise the point where the segment between them leaves the
+    radius (Powell 1970; MINPACK's ``hybrj``, which ``scipy.optimize.fsolve``
+    runs). A step is accepted when ``q`` falls by more than ``1e-4`` of the
+    decrease the linear model predicts; the radius shrinks to ``|delta|/4``
+    when the prediction was poor (ratio < 1/4) and doubles when it was good
+    (> 3/4). Where ``J`` is (near) singular, as on a line attractor, the
+    Newton step is replaced by the Levenberg–Marquardt step
+    ``-(J^T J + lam I)^{-1} J^T F``, ``lam = 1e-2 |F| ||J||_F`` (Fan & Yuan 2005).
+
+    One Jacobian and one factorization per accepted step: both steps and their
+    images under ``J`` are cached, so a rejected step only shrinks the radius.
+    A start is retired one (polishing) step after it reaches ``q < tol``, or
     as stalled at a slow point (a local minimum of ``q`` above ``tol``) when
     its ``q`` fell by less than the fraction ``creep`` over its last ``lag``
-    accepted steps, has not halved in ``window`` iterations, or its damping
-    ``mu`` exceeds ``1e12`` (rejected steps raise ``mu`` until one is accepted).
-    Newton halves the error per step even at a singular root, so a start
-    converging to a root is never retired this way.
+    accepted steps, has not halved in ``window`` iterations, or its radius has
+    collapsed below ``1e-14 (1 + |y|)``.
     """
     y = y.clone()
-    with torch.no_grad():
-        F, J = field_and_jacobian(model, y, drive, t)
-    q = torch.nan_to_num(0.5 * F.pow(2).sum(-1), nan=math.inf)
+    q = speed(model, y, drive, t)
     idx = torch.nonzero(torch.isfinite(q)).squeeze(1)  # the active starts, with compact copies of their state
-    ya, Fa, Ja, qa, da = y[idx], F[idx], J[idx], q[idx], drive[idx]
-    mu = torch.full_like(qa, 1e-2)
-    newton = torch.ones_like(qa, dtype=torch.bool)
+    ya, qa, da = y[idx], q[idx], drive[idx]
+    Fa, steps = _steps(model, ya, da, t)
+    radius = 10 * (1 + ya.norm(dim=-1))
     ref, last = qa.clone(), torch.zeros_like(qa)
     past = qa[:, None].repeat(1, lag)  # q after each of the last `lag` accepted steps, a ring buffer
     accepted = torch.ones_like(qa, dtype=torch.long)
-    eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
     iters = 0
     while len(idx) and iters < max_iter:
         iters += 1
         converged = qa < tol  # these take one more (polishing) step, then retire
-        delta = torch.empty_like(ya)
-        lm = ~newton
-        if newton.any():
-            delta[newton] = -solve(Ja[newton], Fa[newton])
-        if lm.any():
-            Jl, Fl = Ja[lm], Fa[lm]
-            lam = mu[lm] * Fl.norm(dim=-1) * Jl.flatten(1).norm(dim=-1)
-            delta[lm] = -solve(Jl.mT @ Jl + lam[:, None, None] * eye, (Jl.mT @ Fl.unsqueeze(-1)).squeeze(-1))
-        # a near-singular J gives huge Newton steps: the LM step is taken there instead
-        valid = torch.isfinite(delta).all(-1) & (lm | (delta.norm(dim=-1) <= 10 * (1 + ya.norm(dim=-1))))
-        trial = ya + torch.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
-        with torch.no_grad():
-            better = valid & (speed(model, trial, da, t) < qa)
-        mu = torch.where(lm, torch.where(better, (mu / 3).clamp(min=1e-12), mu * 4), mu)
-        newton = better
+        newton, cauchy, j_newton, j_cauchy = steps
+        a, b = _dogleg(newton, cauchy, radius)
+        delta = a[:, None] * newton + b[:, None] * cauchy
+        predicted = qa - 0.5 * (Fa + a[:, None] * j_newton + b[:, None] * j_cauchy).pow(2).sum(-1)
+        trial = ya + delta
+        q_trial = speed(model, trial, da, t)
+        ratio = (qa - q_trial) / predicted
+        better = (q_trial < qa) & (ratio > 1e-4)
+        step = delta.norm(dim=-1)
+        radius = torch.where(ratio < 0.25, 0.25 * step, torch.where(ratio > 0.75, torch.maximum(radius, 2 * step),
+                                                                     radius))
         if better.any():
-            with torch.no_grad():
-                Fa[better], Ja[better] = field_and_jacobian(model, trial[better], da[better], t)
-            ya[better] = trial[better]
-            qa[better] = 0.5 * Fa[better].pow(2).sum(-1)
+            ya[better], qa[better] = trial[better], q_trial[better]
+            Fa[better], fresh = _steps(model, ya[better], da[better], t)
+            for cached, new in zip(steps, fresh, strict=True):
+                cached[better] = new
         progress = qa < 0.5 * ref
         ref, last = torch.where(progress, qa, ref), torch.where(progress, iters, last)
         slot = (accepted % lag)[:, None]
         creeping = better & (accepted >= lag) & (qa > (1 - creep) * past.gather(1, slot).squeeze(1))
         past.scatter_(1, slot, torch.where(better, qa, past.gather(1, slot).squeeze(1))[:, None])
         accepted += better
-        retire = converged | creeping | (mu >= 1e12) | (iters - last >= window)
+        collapsed = radius < 1e-14 * (1 + ya.norm(dim=-1))
+        retire = converged | creeping | collapsed | (iters - last >= window)
         if retire.any():
             y[idx[retire]], q[idx[retire]] = ya[retire], qa[retire]
             keep = ~retire
-            idx, ya, Fa, Ja, qa, da = idx[keep], ya[keep], Fa[keep], Ja[keep], qa[keep], da[keep]
-            mu, newton, ref, last, past, accepted = (mu[keep], newton[keep], ref[keep], last[keep], past[keep],
-                                                     accepted[keep])
+            idx, ya, Fa, qa, da, radius, ref, last, past, accepted = (
+                v[keep] for v in (idx, ya, Fa, qa, da, radius, ref, last, past, accepted))
+            steps = tuple(v[keep] for v in steps)
     y[idx], q[idx] = ya, qa
     return y, q, iters
+
+
+def _steps(model: Model, y: Tensor, drive: Tensor, t: float) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """``F`` and the dogleg's ingredients at ``y (B, D)``: the Newton step (LM where ``J`` is near
+    singular), the Cauchy step, and their images under ``J``, each ``(B, D)``."""
+    F, J = field_and_jacobian(model, y, drive, t)
+    newton = -solve(J, F)
+    singular = ~torch.isfinite(newton).all(-1) | (newton.norm(dim=-1) > 1e6 * (1 + y.norm(dim=-1)))
+    j_newton = -F.clone()
+    if singular.any():
+        Js, Fs = J[singular], F[singular]
+        lam = 1e-2 * Fs.norm(dim=-1) * Js.flatten(1).norm(dim=-1)
+        eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
+        lm = -solve(Js.mT @ Js + lam[:, None, None] * eye, (Js.mT @ Fs.unsqueeze(-1)).squeeze(-1))
+        lm = torch.nan_to_num(lm, nan=0.0, posinf=0.0, neginf=0.0)
+        newton[singular], j_newton[singular] = lm, (Js @ lm.unsqueeze(-1)).squeeze(-1)
+    g = (J.mT @ F.unsqueeze(-1)).squeeze(-1)
+    Jg = (J @ g.unsqueeze(-1)).squeeze(-1)
+    scale = torch.nan_to_num(g.pow(2).sum(-1) / Jg.pow(2).sum(-1), nan=0.0, posinf=0.0)[:, None]
+    return F, (newton, -scale * g, j_newton, -scale * Jg)
+
+
+def _dogleg(newton: Tensor, cauchy: Tensor, radius: Tensor) -> tuple[Tensor, Tensor]:
+    """Powell's dogleg step inside the trust radius, as the weights ``(a, b)`` of ``a newton + b cauchy``."""
+    n_newton, n_cauchy = newton.norm(dim=-1), cauchy.norm(dim=-1)
+    d = newton - cauchy
+    p, r, c = d.pow(2).sum(-1), (cauchy * d).sum(-1), n_cauchy.pow(2) - radius.pow(2)
+    tau = ((-r + (r.pow(2) - p * c).clamp(min=0).sqrt()) / p).nan_to_num(0.0).clamp(0, 1)
+    inside, beyond = n_newton <= radius, n_cauchy >= radius
+    zero = torch.zeros_like(tau)
+    a = torch.where(inside, 1.0, torch.where(beyond, zero, tau))
+    b = torch.where(inside, zero, torch.where(beyond, (radius / n_cauchy).nan_to_num(0.0), 1 - tau))
+    return a, b
 
 
 def _adam(model: Model, y0: Tensor, drive: Tensor, t: float, tol: float, max_iter: int, lr: float,

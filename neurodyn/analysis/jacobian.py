@@ -41,8 +41,14 @@ def evaluate_field(model: Model, y: Tensor, drive: Tensor, t: float | Tensor = 0
 def field_and_jacobian(model: Model, y: Tensor, drive: Tensor, t: float | Tensor = 0.0) -> tuple[Tensor, Tensor]:
     """``F (B, D)`` and ``J = dF/dy (B, D, D)`` at the flat states ``y (B, D)``.
 
-    ``drive`` is ``model.input_drive(x)`` with batch 1 (shared) or B.
+    ``drive`` is ``model.input_drive(x)`` with batch 1 (shared) or B. A model's
+    closed-form :meth:`~neurodyn.models.Model.state_jacobian` is used when it has one.
     """
+    time = torch.as_tensor(t, dtype=model.dtype, device=model.device)
+    state = unflattener(model)(y)
+    J = model.state_jacobian(time, state, drive)
+    if J is not None:
+        return flatten(model.vector_field(time, state, drive)), J
     f = flat_field(model, t)
     both = jacrev(lambda yy, d: (f(yy, d),) * 2, has_aux=True)
     shared = drive.shape[0] == 1 and y.shape[0] != 1

@@ -65,6 +65,25 @@ class Model(nn.Module):
         """Time derivative of ``state`` (same structure as ``state``)."""
         raise NotImplementedError
 
+    def state_jacobian(self, t: Tensor | float, state: Any, drive: Tensor) -> Tensor | None:
+        """Optional closed form of ``dF/dy (B, D, D)`` over the flat state.
+
+        ``None`` (the default) lets the analysis code differentiate
+        :meth:`vector_field` with ``torch.func``; a model whose Jacobian is
+        cheap in closed form returns it here (tested against autodiff).
+        """
+        return None
+
+    def switch_times(self, t: Tensor) -> Tensor:
+        """Times where :meth:`vector_field` switches abruptly in time, for a trial sampled at ``t``.
+
+        ``simulate`` calls this once per run and makes adaptive solvers step
+        exactly onto the returned times (as onto a zero-order-hold input's
+        switches); a model whose timing cannot fit the trial raises ValueError
+        here. Default: none.
+        """
+        return t[:0]
+
     def output(self, state: Any) -> Tensor | None:
         """Readout ``(B, n_out)``; ``None`` for a model without a readout."""
         return None

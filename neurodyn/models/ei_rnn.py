@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .activations import Activation, get_activation
+from .activations import Activation, get_activation, slope_of
 from .rate_rnn import RateRNN
 
 READOUTS = ("all", "excitatory")
@@ -23,6 +24,14 @@ class PopulationActivation(nn.Module):
 
     def forward(self, current: Tensor) -> Tensor:
         return torch.cat([self.f_e(current[..., : self.n_e]), self.f_i(current[..., self.n_e :])], dim=-1)
+
+    @property
+    def slope(self) -> Callable[[Tensor], Tensor] | None:
+        """``f'`` of both populations' activations when both are known in closed form."""
+        slope_e, slope_i = slope_of(self.f_e), slope_of(self.f_i)
+        if slope_e is None or slope_i is None:
+            return None
+        return lambda z: torch.cat([slope_e(z[..., : self.n_e]), slope_i(z[..., self.n_e :])], dim=-1)
 
 
 class EIRateRNN(RateRNN):

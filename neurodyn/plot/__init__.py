@@ -12,6 +12,7 @@ from .connectivity import connectivity, unit_blocks
 from .phase import phase_portrait
 from .spectrum import eigenspectrum
 from .state_space import trajectories
+from .tuning import task_variance
 
 __all__ = [
     "STABILITY_STYLES",
@@ -20,6 +21,7 @@ __all__ = [
     "eigenspectrum",
     "fixed_point_markers",
     "phase_portrait",
+    "task_variance",
     "psychometric",
     "trajectories",
     "unit_blocks",
