@@ -1,6 +1,6 @@
 """neurodyn: a differentiable dynamical-systems simulator for computational neuroscience."""
 
-from . import analysis, data, learning, models, plot, regularizers, state, tasks
+from . import analysis, data, learning, models, perturb, plot, regularizers, state, tasks
 from .analysis import (
     PCA,
     Bifurcation,
@@ -44,6 +44,7 @@ from .models import (
     WilsonCowan,
     WongWang,
 )
+from .perturb import clamp, lesion, lesion_connections, stimulate
 from .regularizers import l1_sparsity, l2_rates, l2_weights, selective_training
 from .simulate import simulate
 from .sweep import SweepResult, sweep
@@ -77,6 +78,11 @@ __all__ = [
     "line_attractor",
     "pca",
     "sample_states",
+    "clamp",
+    "lesion",
+    "lesion_connections",
+    "perturb",
+    "stimulate",
     "cka",
     "cluster_units",
     "condition_responses",

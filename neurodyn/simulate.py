@@ -49,7 +49,7 @@ def simulate(
             default ``model.initial_state(B)``.
         solver: fixed-step "euler", "midpoint", "rk4" (step ``dt``, or the grid
             of ``t`` when ``dt`` is None) or adaptive "dopri5", "bosh3",
-            "adaptive_heun", "dopri8" (torchdiffeq; input switch times are jump points).
+            "adaptive_heun", "dopri8" (torchdiffeq; the input's and ``model.switch_times(t)`` are jump points).
         gradient: "backprop" (autograd through the steps; fastest, memory ~ steps),
             "checkpoint" (the same gradients, memory ~ sqrt(steps): the one to use
             for long trials), or "adjoint" (continuous adjoint, memory ~ state x
@@ -69,6 +69,7 @@ def simulate(
     t = _check_times(t, model)
     _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt)
     _check_parameters(model)
+    switches = model.switch_times(t)
     batch = _batch_size_of(state0)
     signal = as_input(x, t, model, batch)
     if batch is not None and signal.batch_size is not None and signal.batch_size not in (1, batch) and batch != 1:
@@ -89,7 +90,8 @@ def simulate(
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
                                   segments=gradient == "checkpoint", max_steps=max_steps)
     else:
-        ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), signal, solver=solver, dt=dt,
+        jump_t = torch.cat([signal.jump_times, switches]).unique()  # sorted, no repeats (torchdiffeq's rule)
+        ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), jump_t, solver=solver, dt=dt,
                                          gradient=gradient, rtol=rtol, atol=atol, max_steps=max_steps,
                                          anchor_dt=anchor_dt)
     _check_finite(ys, t)
@@ -97,7 +99,7 @@ def simulate(
     return Trajectory(t=t, states=states, outputs=_outputs(model, states), nfe=nfe)
 
 
-def _integrate_torchdiffeq(model, t, y0, drive, converters, signal, *, solver, dt, gradient, rtol, atol,
+def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, dt, gradient, rtol, atol,
                            max_steps, anchor_dt):
     to_state, to_flat = converters
 
@@ -110,7 +112,7 @@ def _integrate_torchdiffeq(model, t, y0, drive, converters, signal, *, solver, d
     params = tuple(p for p in model.parameters() if p.numel())  # torchdiffeq's adjoint breaks on empty tensors
     try:
         ys, nfe = integrate_torchdiffeq(rhs, y0, times, method=solver, rtol=rtol, atol=atol,
-                                        jump_t=signal.jump_times, max_steps=max_steps,
+                                        jump_t=jump_t, max_steps=max_steps,
                                         gradient=gradient, params=params, dt=dt)
     except AssertionError as err:
         if "max_num_steps" in str(err):

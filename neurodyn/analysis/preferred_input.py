@@ -45,12 +45,14 @@ class PreferredInput:
 class _Activity:
     """``a(x) = mean_{t_k in window} v . z(t_k; x)``, built and validated once."""
 
-    def __init__(self, model: Any, unit_or_population: Any, t: Tensor, *, target: str | None,
+    def __init__(self, model: Any, unit_or_population: Any, t: Tensor | None, *, target: str | None,
                  window: Sequence[float] | None, state0: Any, solver: str, dt: float | None,
                  gradient: str) -> None:
         self.model = check_model(model)
         if model.n_in < 1:
             raise ValueError(f"{type(model).__name__} has no input (n_in=0); there is no input to optimize")
+        if t is None:
+            t = torch.linspace(0.0, 10 * model.timescale, 101, dtype=model.dtype)
         if not isinstance(t, Tensor) or t.dim() != 1 or t.shape[0] < 2:
             raise ValueError("t must be a 1-D tensor of at least 2 output times (e.g. torch.linspace(0, 1, 51))")
         if gradient not in ("backprop", "checkpoint"):
@@ -166,7 +168,7 @@ def _project(x: Tensor, bound: float | None, norm: str) -> None:
 def preferred_input(
     model: Any,
     unit_or_population: Any,
-    t: Tensor,
+    t: Tensor | None = None,
     *,
     target: str | None = None,
     window: Sequence[float] | None = None,
@@ -199,7 +201,8 @@ def preferred_input(
     Args:
         unit_or_population: a unit index (int); distinct unit indices (ints, or a boolean mask), whose
             mean activity is maximized; or a float weight vector ``v (N,)`` over the target's units.
-        t: the output time grid ``(T,)`` of the simulated trial.
+        t: the output time grid ``(T,)`` of the simulated trial; default 101 times over
+            ``10 model.timescale``, so the default window (the last time) reads the steady-state response.
         target: the state variable read (default the model's first, e.g. "r"), or "output".
         window: ``(t0, t1)``: average the activity over the grid times in it; default: the last time.
         time_varying: False: one constant input ``(n_in,)``; True: a sequence ``(T, n_in)`` on ``t``
