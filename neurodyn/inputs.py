@@ -104,6 +104,18 @@ class Drive:
             return self.per_eval(self.table)
         return self.per_eval(self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device)))
 
+    def on_steps(self, intervals: list[int], times: list[float]) -> Tensor:
+        """Drive ``(S, B, n)`` during S steps, step j at ``times[j]`` in interval ``intervals[j]``.
+
+        A grid or constant input goes through ``model.input_drive`` once for all S
+        steps when not precomputed (a callable one is evaluated at each time).
+        """
+        if self.signal.kind == "grid":
+            return self.per_eval(torch.stack([self.columns[k] for k in intervals]))
+        if self.signal.kind == "constant":
+            return self.per_eval(self.table.expand(len(intervals), *self.table.shape))
+        return torch.stack([self.on_interval(k, t) for k, t in zip(intervals, times)])
+
     def __call__(self, t: Tensor) -> Tensor:
         """Drive at time ``t``: right-continuous zero-order hold, the last interval's value beyond the grid."""
         if self.signal.kind == "grid":

@@ -14,7 +14,7 @@ from .errors import ArgumentTypeError, DivergenceError
 from .inputs import Drive, as_input
 from .models.base import Model
 from .solvers.adaptive import ADAPTIVE, anchored_times, integrate_torchdiffeq
-from .solvers.fixed_step import STEPPERS, integrate_fixed
+from .solvers.fixed_step import STEPPERS, Scan, Step, integrate_fixed
 from .state import flatten, flattener, state_dim, unflatten, unflattener
 from .trajectory import Trajectory
 
@@ -76,7 +76,8 @@ def simulate(
         raise ValueError(f"x has batch size {signal.batch_size} but state0 has {batch}; give both the same B")
     batch = max(batch or 1, signal.batch_size or 1)
     y0 = _initial_flat(model, state0, batch)
-    drive = Drive(model, signal, precompute=gradient != "adjoint")
+    fused = model.euler_scan() if solver == "euler" and gradient != "adjoint" else None
+    drive = Drive(model, signal, precompute=gradient != "adjoint" and fused is None)  # fused: per segment
     to_state, to_flat = unflattener(model), flattener(model)
     _check_vector_field(model, t, y0, drive, to_state)
 
@@ -88,7 +89,8 @@ def simulate(
         if noise_std > 0:
             diffusion = noise_std * torch.sqrt(2.0 / model.state_tau()).to(y0)
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
-                                  segments=gradient == "checkpoint", max_steps=max_steps)
+                                  segments=gradient == "checkpoint", max_steps=max_steps,
+                                  scan=None if fused is None else _fused_scan(fused, drive))
     else:
         jump_t = torch.cat([signal.jump_times, switches]).unique()  # sorted, no repeats (torchdiffeq's rule)
         ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), jump_t, solver=solver, dt=dt,
@@ -97,6 +99,24 @@ def simulate(
     _check_finite(ys, t)
     states = unflatten(ys, model)
     return Trajectory(t=t, states=states, outputs=_outputs(model, states), nfe=nfe)
+
+
+def _fused_scan(fused: Callable, drive: Drive) -> Scan:
+    """A run of Euler steps as the model's fused scan (:meth:`Model.euler_scan`), fed the steps' drive."""
+
+    def scan(steps: list[Step], y: Tensor, noise: Tensor | None) -> tuple[Tensor, ...]:
+        drives = drive.on_steps([s.interval for s in steps], [s.t for s in steps])
+        if noise is not None:  # Euler–Maruyama increments sqrt(h) * diffusion * N(0, 1), as fixed_step._run adds them
+            noise = noise * torch.tensor([math.sqrt(s.h) for s in steps], dtype=noise.dtype,
+                                         device=noise.device).view(-1, 1, 1)
+        ys = fused(y, drives, [s.h for s in steps], noise)
+        kept = [i for i, s in enumerate(steps) if s.record or i == len(steps) - 1]
+        if len(kept) < len(steps):  # copy out what is kept: views would hold the segment's whole buffer
+            ys = ys[kept]
+        ys = ys.unbind(0)  # unbind: one gradient buffer, not S selects
+        return (ys[-1], *(ys if steps[-1].record else ys[:-1]))
+
+    return scan
 
 
 def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, dt, gradient, rtol, atol,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -71,6 +72,16 @@ class Model(nn.Module):
         ``None`` (the default) lets the analysis code differentiate
         :meth:`vector_field` with ``torch.func``; a model whose Jacobian is
         cheap in closed form returns it here (tested against autodiff).
+        """
+        return None
+
+    def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
+        """Optional fused form of the model's Euler discretization over a flat state.
+
+        ``scan(y0 (B, D), drive (S, B, ...), h (S step sizes), noise (S, B, D) or None)``
+        returns the states after each step ``(S, B, D)``, equal to S Euler steps
+        ``y <- y + h_k F(y, d_k) + noise_k`` of :meth:`vector_field`. ``None`` (the
+        default) makes ``simulate`` step :meth:`vector_field` one call at a time.
         """
         return None
 

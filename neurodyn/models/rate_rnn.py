@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from torch.nn import functional as F
 from .activations import Activation, get_activation, slope_of
 from .base import Model, positive_tensor
 from .connectivity import Connectivity, Initializer, as_weight, infer_dtype
+from .rate_scan import rate_scan
 
 
 class RateRNN(Model):
@@ -107,14 +109,27 @@ class RateRNN(Model):
 
         None for a user activation or a subclass with its own dynamics.
         """
-        slope = slope_of(self.activation)
-        own = type(self).vector_field is RateRNN.vector_field and type(self).rate_derivative is RateRNN.rate_derivative
-        if slope is None or not own:
+        slope = self._closed_form_slope()
+        if slope is None:
             return None
         r, W, tau = state[0], self.W, self.tau.expand(self.n)
         J = (slope(F.linear(r, W, drive)) / tau).unsqueeze(-1) * W
         J.diagonal(dim1=-2, dim2=-1).sub_(1 / tau)
         return J
+
+    def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
+        """Eq. 27 as one fused operation, ``scan(r0, drive, h, noise) -> r_1..r_S (S, B, n)``
+        (see :mod:`neurodyn.models.rate_scan`); None for a user activation or a subclass with its own dynamics."""
+        slope = self._closed_form_slope()
+        if slope is None:
+            return None
+        return lambda r0, drive, h, noise: rate_scan(r0, drive, h, noise, W=self.W, tau=self.tau,
+                                                     f=self.activation, slope=slope)
+
+    def _closed_form_slope(self) -> Callable[[Tensor], Tensor] | None:
+        """``f'`` when this model's dynamics are RateRNN's own with a closed-form activation slope, else None."""
+        own = type(self).vector_field is RateRNN.vector_field and type(self).rate_derivative is RateRNN.rate_derivative
+        return slope_of(self.activation) if own else None
 
     def output(self, state: Any) -> Tensor | None:
         return F.linear(state[0], self.W_out, self.b_out) if self.n_out else None

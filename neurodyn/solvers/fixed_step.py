@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -46,6 +47,9 @@ class Step:
     record: bool  # the state after this step is an output
 
 
+Scan = Callable[[list[Step], Tensor, Tensor | None], tuple[Tensor, ...]]
+
+
 def schedule(t: list[float], dt: float | None) -> list[Step]:
     """The steps covering the output grid ``t``, at most ``dt`` long each."""
     steps = []
@@ -79,6 +83,7 @@ def integrate_fixed(
     generator: torch.Generator | None = None,
     segments: bool = False,
     max_steps: int,
+    scan: Scan | None = None,
 ) -> tuple[Tensor, int]:
     """Integrate ``dy = f dt (+ diffusion dW)`` and return ``(ys (B, T, D), nfe)``.
 
@@ -86,7 +91,9 @@ def integrate_fixed(
     per step (Euler–Maruyama). The steps run in ~sqrt(S) segments (noise is
     drawn per segment, so both modes see the same noise); ``segments=True``
     checkpoints each segment and recomputes it during backward (memory
-    ~sqrt(S)), with identical gradients.
+    ~sqrt(S)), with identical gradients. ``scan(steps, y, noise) -> (y_final,
+    *recorded)``, when given, replaces the generic loop over ``method``'s steps
+    for each segment (same contract as ``_run``; e.g. a fused kernel).
     """
     stepper, stages = STEPPERS[method]
     steps = schedule(t.tolist(), dt)
@@ -104,10 +111,11 @@ def integrate_fixed(
             noise = diffusion * torch.randn(
                 (len(chunk), *y0.shape), generator=generator, device=y0.device, dtype=y0.dtype
             )
+        run = scan or partial(_run, f, stepper)
         if segments and torch.is_grad_enabled():
-            result = checkpoint(_run, f, stepper, chunk, y, noise, use_reentrant=False, determinism_check="none")
+            result = checkpoint(run, chunk, y, noise, use_reentrant=False, determinism_check="none")
         else:
-            result = _run(f, stepper, chunk, y, noise)
+            result = run(chunk, y, noise)
         y = result[0]
         outputs.extend(result[1:])
     return torch.stack(outputs, dim=1), len(steps) * stages
