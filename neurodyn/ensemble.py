@@ -31,10 +31,11 @@ from .analysis.fixed_points import FixedPoints, find_fixed_points
 from .errors import ArgumentTypeError
 from .learning.fit import fit
 from .learning.history import History
-from .models.activations import ACTIVATIONS
+from .models.activations import ACTIVATIONS, slope_of
 from .models.base import Model
 from .models.connectivity import Connectivity
 from .models.rate_rnn import RateRNN
+from .models.rate_scan import rate_scan
 from .simulate import simulate
 from .state import flatten
 from .tasks.base import Task, TaskBatch
@@ -209,6 +210,22 @@ class Ensemble(Model):
         if torch.is_grad_enabled():
             return (rate - r) / tau
         return rate.sub_(r).div_(tau)  # no graph to keep (e.g. fit's evaluation): reuse the fresh tensor
+
+    def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
+        """RateRNN's fused Euler scan (:mod:`neurodyn.models.rate_scan`) over the K stacked weights at once."""
+        slope = slope_of(self._member.activation)
+        if not self._batched_rate_rnn or slope is None:
+            return None
+
+        def scan(y0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None) -> Tensor:
+            r0 = self._rows(y0, "state0")
+            per_network = (len(h), self.size, -1, r0.shape[-1])
+            ys = rate_scan(r0, drive.reshape(per_network), h, None if noise is None else noise.reshape(per_network),
+                           W=self._recurrent_weights(), tau=self._stacked("tau").reshape(self.size, 1, -1),
+                           f=self._member.activation, slope=slope)
+            return ys.flatten(1, 2)
+
+        return scan
 
     def initial_state(self, batch_size: int = 1) -> Any:
         """Each network's initial state for ``batch_size // K`` trials (``batch_size`` must be a multiple of K)."""

@@ -107,13 +107,15 @@ class Drive:
     def on_steps(self, intervals: list[int], times: list[float]) -> Tensor:
         """Drive ``(S, B, n)`` during S steps, step j at ``times[j]`` in interval ``intervals[j]``.
 
-        A grid or constant input goes through ``model.input_drive`` once for all S
-        steps when not precomputed (a callable one is evaluated at each time).
+        A grid input goes through ``model.input_drive`` once for all S steps when
+        not precomputed (batch first, as the model expects), a constant one once
+        in all; a callable one is evaluated at each time.
         """
         if self.signal.kind == "grid":
-            return self.per_eval(torch.stack([self.columns[k] for k in intervals]))
+            return self.per_eval(torch.stack([self.columns[k] for k in intervals], dim=1)).transpose(0, 1).contiguous()
         if self.signal.kind == "constant":
-            return self.per_eval(self.table.expand(len(intervals), *self.table.shape))
+            drive = self.per_eval(self.table)
+            return drive.expand(len(intervals), *drive.shape)
         return torch.stack([self.on_interval(k, t) for k, t in zip(intervals, times)])
 
     def __call__(self, t: Tensor) -> Tensor:

@@ -195,3 +195,27 @@ def test_ensemble_bad_input():
         ens.find_fixed_points(torch.zeros(3, 4, 3))
     with pytest.raises(TypeError, match="trains on a neurodyn Task"):
         ens.fit("data", steps=1)
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
+def test_ensemble_fused_euler_equals_the_generic_steps(shared_input, gradient, monkeypatch):
+    # Euler on RateRNN members runs as one fused scan over the K stacked weights; it must equal the generic steps
+    ens = nd.ensemble(dale_rate_rnn, K, seed=5)
+    assert ens.euler_scan() is not None
+    t = torch.linspace(0, 0.3, 16, dtype=F64)
+    x = inputs(t, 1 if shared_input else K * B)
+    state0 = torch.rand(K * B, N, dtype=F64, generator=torch.Generator().manual_seed(3))
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        ens.zero_grad()
+        traj = nd.simulate(ens, t, x, state0, dt=0.01, gradient=gradient)
+        (traj.outputs.pow(2).sum() + traj.flat().sin().sum()).backward()
+        return traj.flat(), [p.grad.clone() for p in ens.parameters() if p.requires_grad]
+
+    fused, fused_grads = run()
+    monkeypatch.setattr(nd.Ensemble, "euler_scan", lambda self: None)
+    generic, generic_grads = run()
+    torch.testing.assert_close(fused, generic, rtol=0, atol=1e-12)
+    for a, b in zip(fused_grads, generic_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)

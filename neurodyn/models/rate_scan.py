@@ -41,19 +41,33 @@ def _slope(f: Elementwise, slope: Elementwise, z: Tensor) -> Tensor:
     return slope(z)
 
 
+def _gemm(W: Tensor) -> Callable[..., Tensor]:
+    """``C + A B``: one network's ``addmm``, or ``baddbmm`` for K networks' stacked ``(K, n, n)`` weights."""
+    return torch.baddbmm if W.dim() == 3 else torch.addmm
+
+
+def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
+    """``sum_k dz_k^T r_k`` over the S steps and B trials, as one GEMM per network."""
+    n = dz.shape[-1]
+    if dz.dim() == 3:
+        return dz.reshape(-1, n).t().mm(r.reshape(-1, n))
+    K = dz.shape[1]
+    return torch.bmm(dz.transpose(0, 1).reshape(K, -1, n).transpose(1, 2), r.transpose(0, 1).reshape(K, -1, n))
+
+
 class _RateScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, W: Tensor, tau: Tensor, r0: Tensor, drive: Tensor, noise: Tensor | None,
                 h: list[float], f: Elementwise, slope: Elementwise) -> Tensor:
-        steps, (batch, n) = len(h), r0.shape
-        states = r0.new_empty(steps + 1, batch, n)  # r_0 .. r_S
+        steps = len(h)
+        states = r0.new_empty(steps + 1, *r0.shape)  # r_0 .. r_S
         saving = any(ctx.needs_input_grad[:5])
-        currents = r0.new_empty(steps if saving else 1, batch, n)  # z_0 .. z_{S-1}, or scratch space for z
+        currents = r0.new_empty(steps if saving else 1, *r0.shape)  # z_0 .. z_{S-1}, or scratch space for z
         states[0] = r0
-        Wt = W.t()
+        Wt, gemm = W.transpose(-1, -2), _gemm(W)
         for k in range(steps):  # the operations of RateRNN.vector_field and fixed_step.euler, so bitwise equal
             r = states[k]
-            z = torch.addmm(drive[k], r, Wt, out=currents[k if saving else 0])
+            z = gemm(drive[k], r, Wt, out=currents[k if saving else 0])
             torch.add(r, f(z).sub(r).div_(tau), alpha=h[k], out=states[k + 1])
             if noise is not None:
                 states[k + 1].add_(noise[k])
@@ -67,9 +81,9 @@ class _RateScan(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         W, tau, states, currents = ctx.saved_tensors
         need_W, need_tau, need_r0, need_drive, need_noise = ctx.needs_input_grad[:5]
-        steps, batch, n = currents.shape
-        h = torch.tensor(ctx.h, dtype=W.dtype, device=W.device).view(-1, 1, 1)
-        step_over_tau = h / tau  # (S, 1, n) or (S, 1, 1)
+        steps, gemm = currents.shape[0], _gemm(W)
+        h = torch.tensor(ctx.h, dtype=W.dtype, device=W.device).view(-1, *[1] * (currents.dim() - 1))
+        step_over_tau = h / tau  # (S, [K,] 1, n) or (S, [K,] 1, 1)
         gain = _slope(ctx.f, ctx.slope, currents) * step_over_tau  # dz_k = lam_{k+1} * gain_k
         keep = 1 - step_over_tau
         dz = torch.empty_like(currents)
@@ -80,14 +94,14 @@ class _RateScan(torch.autograd.Function):
                 lams[k] = lam
             torch.mul(lam, gain[k], out=dz[k])
             if k:
-                lam = torch.addmm(torch.addcmul(grad[k - 1], lam, keep[k]), dz[k], W)
+                lam = gemm(torch.addcmul(grad[k - 1], lam, keep[k]), dz[k], W)
             elif need_r0:
-                lam = torch.addmm(lam * keep[0], dz[0], W)
-        grad_W = dz.reshape(-1, n).t().mm(states[:-1].reshape(-1, n)) if need_W else None
+                lam = gemm(lam * keep[0], dz[0], W)
+        grad_W = _summed_outer(dz, states[:-1]) if need_W else None
         grad_tau = None
         if need_tau:
             change = ctx.f(currents) - states[:-1]
-            grad_tau = (lams * change * h).sum(dim=(0, 1)).div(tau.square()).neg().sum_to_size(tau.shape)
+            grad_tau = (lams * change * h).sum(0).div(tau.square()).neg().sum_to_size(tau.shape)
         drive_shape, noise_shape = ctx.shapes
         grad_drive = dz.sum_to_size(drive_shape) if need_drive else None
         grad_noise = lams.sum_to_size(noise_shape) if need_noise else None
@@ -98,6 +112,8 @@ def rate_scan(r0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, *
               f: Elementwise, slope: Elementwise) -> Tensor:
     """The states ``r_1 .. r_S (S, B, n)`` after S steps of Eq. 27 from ``r0 (B, n)``.
 
+    With K networks' stacked weights ``W (K, n, n)`` and ``tau (K, 1, n or 1)``, every
+    tensor gains a network axis after the step axis: ``r0 (K, B, n)`` -> ``(S, K, B, n)``.
     ``drive (S, B or 1, n)`` is ``d_k``, ``h`` the S step sizes, ``noise (S, B, n)``
     the additive increments ``n_k`` (or None), ``f`` an elementwise activation and
     ``slope`` its derivative ``f'``. Gradients reach ``W``, ``tau``, ``r0``,

@@ -47,6 +47,7 @@ class Step:
     record: bool  # the state after this step is an output
 
 
+PASS_BYTES = 1 << 20  # states per uncheckpointed pass: about a core's L2 cache
 Scan = Callable[[list[Step], Tensor, Tensor | None], tuple[Tensor, ...]]
 
 
@@ -88,12 +89,14 @@ def integrate_fixed(
     """Integrate ``dy = f dt (+ diffusion dW)`` and return ``(ys (B, T, D), nfe)``.
 
     ``diffusion`` (per-dimension, Euler only) adds ``diffusion * sqrt(h) * N(0, 1)``
-    per step (Euler–Maruyama). The steps run in ~sqrt(S) segments (noise is
-    drawn per segment, so both modes see the same noise); ``segments=True``
-    checkpoints each segment and recomputes it during backward (memory
-    ~sqrt(S)), with identical gradients. ``scan(steps, y, noise) -> (y_final,
-    *recorded)``, when given, replaces the generic loop over ``method``'s steps
-    for each segment (same contract as ``_run``; e.g. a fused kernel).
+    per step (Euler–Maruyama), drawn in ~sqrt(S) segments so that both modes
+    see the same noise. ``segments=True`` checkpoints each segment and
+    recomputes it during backward (memory ~sqrt(S)), with identical results;
+    otherwise consecutive segments run together in passes of about
+    ``PASS_BYTES`` of states (small states: fewer, longer passes; large ones
+    stay cache-sized). ``scan(steps, y, noise) -> (y_final, *recorded)``, when
+    given, replaces the generic loop over ``method``'s steps (same contract as
+    ``_run``; e.g. a fused kernel).
     """
     stepper, stages = STEPPERS[method]
     steps = schedule(t.tolist(), dt)
@@ -102,17 +105,20 @@ def integrate_fixed(
             f"integration needs {len(steps)} steps but max_steps={max_steps}; pass a larger max_steps or a larger dt"
         )
     seg = max(1, math.isqrt(len(steps)))
+    chunks = [steps[start:start + seg] for start in range(0, len(steps), seg)]
+    noises = [None] * len(chunks)
+    if diffusion is not None:
+        noises = [diffusion * torch.randn((len(c), *y0.shape), generator=generator, device=y0.device, dtype=y0.dtype)
+                  for c in chunks]
+    checkpointed = segments and torch.is_grad_enabled()
+    per_pass = 1 if checkpointed else max(1, PASS_BYTES // (y0.numel() * y0.element_size() * seg))
+    run = scan or partial(_run, f, stepper)
     outputs = [y0]
     y = y0
-    for start in range(0, len(steps), seg):
-        chunk = steps[start:start + seg]
-        noise = None
-        if diffusion is not None:
-            noise = diffusion * torch.randn(
-                (len(chunk), *y0.shape), generator=generator, device=y0.device, dtype=y0.dtype
-            )
-        run = scan or partial(_run, f, stepper)
-        if segments and torch.is_grad_enabled():
+    for first in range(0, len(chunks), per_pass):
+        chunk = [s for c in chunks[first:first + per_pass] for s in c]
+        noise = None if diffusion is None else torch.cat(noises[first:first + per_pass])
+        if checkpointed:
             result = checkpoint(run, chunk, y, noise, use_reentrant=False, determinism_check="none")
         else:
             result = run(chunk, y, noise)
