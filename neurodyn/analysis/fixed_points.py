@@ -250,11 +250,12 @@ def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
         step = delta.norm(dim=-1)
         radius = torch.where(ratio < 0.25, 0.25 * step, torch.where(ratio > 0.75, torch.maximum(radius, 2 * step),
                                                                      radius))
-        if better.any():
-            ya[better], qa[better] = trial[better], q_trial[better]
-            Fa[better], fresh = _steps(model, ya[better], da[better], t)
+        ya[better], qa[better] = trial[better], q_trial[better]
+        moved = better & ~converged  # a polished start retires below: no new steps for it
+        if moved.any():
+            Fa[moved], fresh = _steps(model, ya[moved], da[moved], t)
             for cached, new in zip(steps, fresh, strict=True):
-                cached[better] = new
+                cached[moved] = new
         progress = qa < 0.5 * ref
         ref, last = torch.where(progress, qa, ref), torch.where(progress, iters, last)
         slot = (accepted % lag)[:, None]
