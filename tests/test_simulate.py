@@ -265,3 +265,18 @@ def test_cuda_follows_model_device():
     cpu = nd.simulate(model.cpu(), t.cpu(), x.cpu(), dt=0.01)["r"]
     gpu = nd.simulate(model.cuda(), t, x, dt=0.01)["r"]
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{}, {"dt": 0.013}, {"solver": "rk4", "dt": 0.02}, {"noise_std": 0.3},
+                                     {"noise_std": 0.3, "dt": 0.007}])
+def test_no_grad_run_equals_the_recorded_run(options):
+    # without a graph the states are copied out pass by pass: the same numbers, the same noise
+    model = nd.RateRNN(8, 2, 1, tau=0.1).double()
+    t = torch.linspace(0, 1, 21, dtype=torch.float64)
+    x = torch.randn(3, 21, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    recorded = nd.simulate(model, t, x, generator=torch.Generator().manual_seed(1), **options)
+    assert recorded.flat().requires_grad
+    with torch.no_grad():
+        plain = nd.simulate(model, t, x, generator=torch.Generator().manual_seed(1), **options)
+    assert torch.equal(plain.flat(), recorded.flat().detach())
+    assert torch.equal(plain.outputs, recorded.outputs.detach())

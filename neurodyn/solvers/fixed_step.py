@@ -113,6 +113,8 @@ def integrate_fixed(
     checkpointed = segments and torch.is_grad_enabled()
     per_pass = 1 if checkpointed else max(1, PASS_BYTES // (y0.numel() * y0.element_size() * seg))
     run = scan or partial(_run, f, stepper)
+    if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
+        return _run_into_output(run, chunks, noises, per_pass, y0, len(t)), len(steps) * stages
     outputs = [y0]
     y = y0
     for first in range(0, len(chunks), per_pass):
@@ -125,3 +127,20 @@ def integrate_fixed(
         y = result[0]
         outputs.extend(result[1:])
     return torch.stack(outputs, dim=1), len(steps) * stages
+
+
+def _run_into_output(run: Scan, chunks: list[list[Step]], noises: list, per_pass: int, y0: Tensor,
+                     times: int) -> Tensor:
+    """The no-graph loop: ``(B, times, ...)`` filled pass by pass (fresh memory is touched once, for the output)."""
+    ys = y0.new_empty(y0.shape[0], times, *y0.shape[1:])
+    ys[:, 0] = y0
+    y, filled = y0, 1
+    for first in range(0, len(chunks), per_pass):
+        chunk = [s for c in chunks[first:first + per_pass] for s in c]
+        noise = None if noises[0] is None else torch.cat(noises[first:first + per_pass])
+        y, *recorded = run(chunk, y, noise)
+        for state in recorded:
+            ys[:, filled] = state
+            filled += 1
+        y = y.clone() if recorded and y is recorded[-1] else y  # do not keep the pass's buffer alive
+    return ys
