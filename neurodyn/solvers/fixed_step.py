@@ -139,8 +139,8 @@ def _run_into_output(run: Scan, chunks: list[list[Step]], noises: list, per_pass
         chunk = [s for c in chunks[first:first + per_pass] for s in c]
         noise = None if noises[0] is None else torch.cat(noises[first:first + per_pass])
         y, *recorded = run(chunk, y, noise)
-        for state in recorded:
-            ys[:, filled] = state
-            filled += 1
+        if recorded:
+            ys[:, filled:filled + len(recorded)] = torch.stack(recorded, dim=1)
+            filled += len(recorded)
         y = y.clone() if recorded and y is recorded[-1] else y  # do not keep the pass's buffer alive
     return ys
