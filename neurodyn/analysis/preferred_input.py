@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError, DivergenceError
+from ..selection import unit_indices
 from ..simulate import simulate
 from ._activity import window_mask
 from ._checks import check_model
@@ -91,39 +92,21 @@ class _Activity:
 def _readout_weights(spec: Any, size: int, model: Any) -> Tensor:
     """The weights ``v (size,)``: one-hot for a unit, ``1/k`` on k distinct units, or a given vector."""
     name = "unit_or_population"
-    if isinstance(spec, (bool, np.bool_)):
-        raise ArgumentTypeError(f"{name} must be a unit index, unit indices or a weight vector; got {spec!r}")
-    if isinstance(spec, (int, np.integer)):
-        spec = torch.tensor([int(spec)])
-    elif isinstance(spec, (np.ndarray, list, tuple)):
+    if isinstance(spec, (np.ndarray, list, tuple)):
         spec = torch.as_tensor(np.asarray(spec))
-    if not isinstance(spec, Tensor):
-        raise ArgumentTypeError(f"{name} must be an int, a sequence of ints or an (N,) weight vector; "
-                                f"got {type(spec).__name__}")
-    spec = spec.detach().reshape(-1) if spec.dim() == 0 else spec.detach()
-    if spec.dim() != 1 or spec.numel() == 0:
-        raise ValueError(f"{name} must be a unit index or a non-empty 1-D index/weight vector; "
-                         f"got shape {tuple(spec.shape)}")
-    if spec.dtype == torch.bool:
-        if spec.shape[0] != size:
-            raise ValueError(f"a boolean {name} must mask all N={size} units; got {spec.shape[0]}")
-        spec = torch.nonzero(spec).reshape(-1)
-        if spec.numel() == 0:
-            raise ValueError(f"the boolean {name} selects no unit")
-    if not torch.is_floating_point(spec):
-        bad = spec[(spec < 0) | (spec >= size)]
-        if bad.numel():
-            raise ValueError(f"unit index {int(bad[0])} in {name} is out of range [0, {size}) for the target")
-        if torch.unique(spec).numel() != spec.numel():
-            raise ValueError(f"{name} repeats a unit index; give distinct units (or a weight vector)")
+    if not (isinstance(spec, Tensor) and torch.is_floating_point(spec)):
+        units = unit_indices(spec, size, name, "the target")
+        if units.numel() == 0:
+            raise ValueError(f"{name} selects no unit; give a unit index, unit indices or a weight vector")
         weights = torch.zeros(size, dtype=torch.float64)
-        weights[spec] = 1.0 / spec.numel()
+        weights[units] = 1.0 / units.numel()
     else:
-        if spec.shape[0] != size:
-            raise ValueError(f"a weight vector {name} must have one weight per unit (N={size}); got {spec.shape[0]}")
-        if not torch.isfinite(spec).all() or not bool((spec != 0).any()):
+        weights = spec.detach().reshape(-1)
+        if spec.dim() > 1 or weights.shape[0] != size:
+            raise ValueError(f"a weight vector {name} must have one weight per unit (N={size}); "
+                             f"got shape {tuple(spec.shape)}")
+        if not torch.isfinite(weights).all() or not bool((weights != 0).any()):
             raise ValueError(f"the weight vector {name} must be finite and not all zero")
-        weights = spec
     return weights.to(device=model.device, dtype=model.dtype)
 
 

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..data.recording import Recording
 from ..errors import ArgumentTypeError
+from ..selection import state_var, unit_indices
 from ..simulate import simulate
 from ..tasks.base import Task, TaskBatch, check_batch_size
 from ..trajectory import Trajectory
@@ -124,7 +125,7 @@ def task_variance(
     model = check_model(model)
     named = _named_tasks(tasks)
     batch_size = check_batch_size(batch_size)
-    variable = _state_variable(model, var)
+    variable = state_var(model, var)
     generator = torch.Generator().manual_seed(int(seed))
     activity, masks = {}, {}
     for name, task in named.items():
@@ -172,7 +173,9 @@ def task_variance_from_activity(
     if len(set(widths.values())) > 1:
         raise ValueError(f"every task needs the same number of units N; got {widths}")
     n = next(iter(widths.values()))
-    index = _unit_indices(units, n)
+    index = torch.arange(n) if units is None else unit_indices(units, n, "units", "the activity")
+    if index.numel() == 0:
+        raise ValueError("units is empty; give at least one unit index (or None for all)")
     raw = torch.stack([_variance(a[..., index], _sample_mask(name, masks.get(name), a.shape[:2]), name)
                        for name, a in arrays.items()])
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0:
@@ -333,14 +336,6 @@ def _as_mapping(value: Any, name: str, label: Any = None) -> dict[str, Any]:
     return out
 
 
-def _state_variable(model: Any, var: str | None) -> str:
-    if var is None:
-        return next(iter(model.state_vars))
-    if var not in model.state_vars:
-        raise ValueError(f"var must be one of the model's state variables {list(model.state_vars)}; got {var!r}")
-    return var
-
-
 def _activity_tensor(name: str, value: Any, var: str | None) -> Tensor:
     if not isinstance(value, (Trajectory, Recording, Tensor, np.ndarray, list, tuple)):
         raise ArgumentTypeError(f"activity[{name!r}] must be a (B, T, N) tensor or array, a Trajectory or a "
@@ -365,19 +360,6 @@ def _sample_mask(name: str, value: Any, shape: torch.Size) -> Tensor:
     if tuple(value.shape) != tuple(shape):
         raise ValueError(f"mask[{name!r}] must be (B, T)={tuple(shape)} like its activity; got {tuple(value.shape)}")
     return value.detach().cpu() > 0
-
-
-def _unit_indices(units: Any, n: int) -> Tensor:
-    if units is None:
-        return torch.arange(n)
-    index = torch.as_tensor(units.detach().cpu() if isinstance(units, Tensor) else np.asarray(units)).flatten()
-    if index.numel() == 0 or index.dtype in (torch.bool, torch.float16, torch.float32, torch.float64):
-        raise ArgumentTypeError(f"units must be a non-empty list of int unit indices; got {units!r}")
-    bad = index[(index < 0) | (index >= n)]
-    if len(bad):
-        raise ValueError(f"units contains index {int(bad[0])} out of range; the activity has N={n} units, "
-                         f"use indices in [0, {n})")
-    return index.long()
 
 
 def _variance(a: Tensor, inside: Tensor, name: str) -> Tensor:

@@ -10,7 +10,7 @@ from torch.func import functional_call
 
 from ..models.base import Model
 from ..models.connectivity import Connectivity
-from .units import unit_indices
+from ..selection import unit_indices
 from .wrapper import Perturbation
 
 

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from ..models.base import Model
-from .units import Window, check_window, check_window_in_trial, state_var, unit_indices
+from ..selection import state_var, unit_indices
+from .units import Window, check_window, check_window_in_trial
 
 
 class Perturbation(Model):

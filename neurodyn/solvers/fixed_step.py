@@ -9,7 +9,7 @@ be looked up without a search. Each output interval is split into
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -113,13 +113,12 @@ def integrate_fixed(
     checkpointed = segments and torch.is_grad_enabled()
     per_pass = 1 if checkpointed else max(1, PASS_BYTES // (y0.numel() * y0.element_size() * seg))
     run = scan or partial(_run, f, stepper)
+    passes = _passes(chunks, noises, per_pass)
     if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
-        return _run_into_output(run, chunks, noises, per_pass, y0, len(t)), len(steps) * stages
+        return _run_into_output(run, passes, y0, len(t)), len(steps) * stages
     outputs = [y0]
     y = y0
-    for first in range(0, len(chunks), per_pass):
-        chunk = [s for c in chunks[first:first + per_pass] for s in c]
-        noise = None if diffusion is None else torch.cat(noises[first:first + per_pass])
+    for chunk, noise in passes:
         if checkpointed:
             result = checkpoint(run, chunk, y, noise, use_reentrant=False, determinism_check="none")
         else:
@@ -129,15 +128,20 @@ def integrate_fixed(
     return torch.stack(outputs, dim=1), len(steps) * stages
 
 
-def _run_into_output(run: Scan, chunks: list[list[Step]], noises: list, per_pass: int, y0: Tensor,
+def _passes(chunks: list[list[Step]], noises: list, per_pass: int) -> Iterator[tuple[list[Step], Tensor | None]]:
+    """The steps and noise of each pass: ``per_pass`` consecutive noise segments run together."""
+    for first in range(0, len(chunks), per_pass):
+        noise = None if noises[0] is None else torch.cat(noises[first:first + per_pass])
+        yield [s for c in chunks[first:first + per_pass] for s in c], noise
+
+
+def _run_into_output(run: Scan, passes: Iterator[tuple[list[Step], Tensor | None]], y0: Tensor,
                      times: int) -> Tensor:
     """The no-graph loop: ``(B, times, ...)`` filled pass by pass (fresh memory is touched once, for the output)."""
     ys = y0.new_empty(y0.shape[0], times, *y0.shape[1:])
     ys[:, 0] = y0
     y, filled = y0, 1
-    for first in range(0, len(chunks), per_pass):
-        chunk = [s for c in chunks[first:first + per_pass] for s in c]
-        noise = None if noises[0] is None else torch.cat(noises[first:first + per_pass])
+    for chunk, noise in passes:
         y, *recorded = run(chunk, y, noise)
         if recorded:
             ys[:, filled:filled + len(recorded)] = torch.stack(recorded, dim=1)
