@@ -124,7 +124,7 @@ def test_fused_forward_is_bitwise_the_generic_loop(scan_calls, dtype):
 
 
 def test_fused_tanh_gradients_on_a_large_batch(scan_calls):
-    """tanh's slope in the backward pass goes through 2 sigmoid(2 z) - 1; gradients still match autograd's."""
+    """tanh's slope in the backward pass goes through numpy's tanh; gradients still match autograd's."""
     torch.manual_seed(0)
     model = RateRNN(128, 2, 1, tau=0.1, W=torch.randn(128, 128, dtype=f64) * 1.5 / 128**0.5)
     t = torch.linspace(0, 0.1, 11, dtype=f64)

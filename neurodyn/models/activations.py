@@ -4,14 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
+from torch._C._functorch import is_functorch_wrapped_tensor
 from torch.nn import functional as F
 
 Activation = Callable[[Tensor], Tensor]
 
+
+def numpy_tanh(z: Tensor) -> Tensor:
+    """``tanh(z)`` through numpy's SIMD tanh (at most 1.4 ulp from the exact value) for a CPU
+    float32/float64 tensor outside any autograd graph or torch.func transform; torch's otherwise.
+
+    Torch 2.13's CPU tanh is 7x slower than numpy's in float32 and 3x in float64 (86 us against
+    12 us on 32 768 float32 values, one AVX-512 core): it dominated a rate-RNN step.
+    """
+    if (z.device.type != "cpu" or z.dtype not in (torch.float32, torch.float64) or z.requires_grad
+            or type(z) is not Tensor or z.is_neg() or is_functorch_wrapped_tensor(z)):
+        return torch.tanh(z)
+    out = torch.empty_like(z)
+    np.tanh(z.numpy(), out=out.numpy())
+    return out
+
+
+def tanh(z: Tensor) -> Tensor:
+    """The "tanh" activation: torch's where autograd records it, :func:`numpy_tanh` where it does not."""
+    return torch.tanh(z) if torch.is_grad_enabled() and z.requires_grad else numpy_tanh(z)
+
+
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": torch.tanh,
+    "tanh": tanh,
     "relu": torch.relu,
     "linear": lambda z: z,
     "softplus": F.softplus,
@@ -20,7 +43,7 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 SLOPES: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": lambda z: 1 - torch.tanh(z).square(),
+    "tanh": lambda z: 1 - tanh(z).square(),
     "relu": lambda z: (z > 0).to(z.dtype),
     "linear": torch.ones_like,
     "softplus": lambda z: torch.where(z > 20, 1.0, torch.sigmoid(z)),  # F.softplus is linear above threshold 20
@@ -39,6 +62,8 @@ def slope_of(activation: Activation) -> Callable[[Tensor], Tensor] | None:
 
 def get_activation(activation: str | Activation) -> Activation:
     """Resolve an activation name or pass a callable ``(B, n) -> (B, n)`` through."""
+    if activation is torch.tanh:  # the named one, so that closed-form slopes and the fused scan apply
+        return ACTIVATIONS["tanh"]
     if callable(activation):
         return activation
     if isinstance(activation, str) and activation in ACTIVATIONS:

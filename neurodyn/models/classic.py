@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from .base import Model
+from .linear import linear
 from .params import check_trainable, register_tensor
 
 
@@ -255,7 +255,7 @@ class LinearIntegrator(ClassicModel):
         register_tensor(self, "W_in", W_in, shapes=((n, n_in),), trainable="W_in" in chosen, dtype=dtype)
 
     def input_drive(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.W_in)
+        return linear(x, self.W_in)
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r = state[0]

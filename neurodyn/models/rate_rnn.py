@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from .activations import Activation, get_activation, slope_of
 from .base import Model, positive_tensor
 from .connectivity import Connectivity, Initializer, as_weight, infer_dtype
+from .linear import linear
 from .rate_scan import rate_scan
 
 
@@ -94,7 +95,7 @@ class RateRNN(Model):
         return self.b if self.b is not None else self.b_fixed
 
     def input_drive(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.W_in, self.bias)
+        return linear(x, self.W_in, self.bias)
 
     def rate_derivative(self, r: Tensor, current: Tensor) -> Tensor:
         """``dr/dt = (-r + f(current)) / tau`` for a total input current ``(B, n)``."""

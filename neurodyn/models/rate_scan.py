@@ -28,22 +28,21 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .activations import numpy_tanh, tanh
+
 Elementwise = Callable[[Tensor], Tensor]
-
-
-def _slope(f: Elementwise, slope: Elementwise, z: Tensor) -> Tensor:
-    """``f'(z)``; tanh's ``1 - tanh(z)^2`` through ``tanh(z) = 2 sigmoid(2 z) - 1`` on CPU, equal up to
-    rounding and 2.2x faster (torch's CPU tanh: 43 us against 19 us on a (64, 256) float32 tensor,
-    torch 2.13, AVX-512). Only gradients use it: the forward pass keeps torch.tanh, bitwise equal to
-    the generic step loop (e.g. a perturbed copy of the model, which runs that loop)."""
-    if f is torch.tanh and z.device.type == "cpu":
-        return 1 - torch.sigmoid(2 * z).mul_(2).sub_(1).square_()
-    return slope(z)
 
 
 def _gemm(W: Tensor) -> Callable[..., Tensor]:
     """``C + A B``: one network's ``addmm``, or ``baddbmm`` for K networks' stacked ``(K, n, n)`` weights."""
     return torch.baddbmm if W.dim() == 3 else torch.addmm
+
+
+def _network_major(like: Tensor) -> Tensor:
+    """An uninitialised ``(S, [K,] B, n)`` tensor whose K networks' blocks are each contiguous."""
+    if like.dim() == 3:
+        return torch.empty_like(like)
+    return like.new_empty(like.shape[1], like.shape[0], *like.shape[2:]).transpose(0, 1)
 
 
 def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
@@ -58,17 +57,23 @@ def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
 class _RateScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, W: Tensor, tau: Tensor, r0: Tensor, drive: Tensor, noise: Tensor | None,
-                h: list[float], f: Elementwise, slope: Elementwise) -> Tensor:
+                h: list[float], f: Elementwise, slope: Elementwise, saving: bool, match_generic: bool) -> Tensor:
         steps = len(h)
         states = r0.new_empty(steps + 1, *r0.shape)  # r_0 .. r_S
-        saving = any(ctx.needs_input_grad[:5])
         currents = r0.new_empty(steps if saving else 1, *r0.shape)  # z_0 .. z_{S-1}, or scratch space for z
         states[0] = r0
         Wt, gemm = W.transpose(-1, -2), _gemm(W)
-        for k in range(steps):  # the operations of RateRNN.vector_field and fixed_step.euler, so bitwise equal
+        if match_generic:  # RateRNN.vector_field's and fixed_step.euler's operations, so bitwise equal to them
+            act, weight = (torch.tanh if saving and f is tanh else f), None  # the "tanh" activation's choice
+        else:  # r + (h / tau) (f(z) - r) as one lerp, and numpy's tanh
+            act, weight = (numpy_tanh if f is tanh else f), {step: step / tau for step in set(h)}
+        for k in range(steps):
             r = states[k]
-            z = gemm(drive[k], r, Wt, out=currents[k if saving else 0])
-            torch.add(r, f(z).sub(r).div_(tau), alpha=h[k], out=states[k + 1])
+            rate = act(gemm(drive[k], r, Wt, out=currents[k if saving else 0]))
+            if weight is None:
+                torch.add(r, rate.sub(r).div_(tau), alpha=h[k], out=states[k + 1])
+            else:
+                torch.lerp(r, rate, weight[h[k]], out=states[k + 1])
             if noise is not None:
                 states[k + 1].add_(noise[k])
         ctx.save_for_backward(W, tau, states, currents)
@@ -84,9 +89,9 @@ class _RateScan(torch.autograd.Function):
         steps, gemm = currents.shape[0], _gemm(W)
         h = torch.tensor(ctx.h, dtype=W.dtype, device=W.device).view(-1, *[1] * (currents.dim() - 1))
         step_over_tau = h / tau  # (S, [K,] 1, n) or (S, [K,] 1, 1)
-        gain = _slope(ctx.f, ctx.slope, currents) * step_over_tau  # dz_k = lam_{k+1} * gain_k
+        gain = ctx.slope(currents) * step_over_tau  # dz_k = lam_{k+1} * gain_k
         keep = 1 - step_over_tau
-        dz = torch.empty_like(currents)
+        dz = _network_major(currents)  # so that _summed_outer reads each network's dz without a copy
         lams = torch.empty_like(currents) if need_tau or need_noise else None
         lam = grad[-1]  # dL/dr_S
         for k in reversed(range(steps)):  # lam = dL/dr_{k+1} -> dL/dr_k = g_k + lam (1 - h_k / tau) + dz_k W
@@ -105,11 +110,11 @@ class _RateScan(torch.autograd.Function):
         drive_shape, noise_shape = ctx.shapes
         grad_drive = dz.sum_to_size(drive_shape) if need_drive else None
         grad_noise = lams.sum_to_size(noise_shape) if need_noise else None
-        return grad_W, grad_tau, lam if need_r0 else None, grad_drive, grad_noise, None, None, None
+        return grad_W, grad_tau, lam if need_r0 else None, grad_drive, grad_noise, None, None, None, None, None
 
 
 def rate_scan(r0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, *, W: Tensor, tau: Tensor,
-              f: Elementwise, slope: Elementwise) -> Tensor:
+              f: Elementwise, slope: Elementwise, match_generic: bool = True) -> Tensor:
     """The states ``r_1 .. r_S (S, B, n)`` after S steps of Eq. 27 from ``r0 (B, n)``.
 
     With K networks' stacked weights ``W (K, n, n)`` and ``tau (K, 1, n or 1)``, every
@@ -118,8 +123,13 @@ def rate_scan(r0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, *
     the additive increments ``n_k`` (or None), ``f`` an elementwise activation and
     ``slope`` its derivative ``f'``. Gradients reach ``W``, ``tau``, ``r0``,
     ``drive`` and ``noise`` through the adjoint recurrence of the module docstring.
+    ``match_generic`` keeps the forward bitwise equal to the generic loop (RateRNN's
+    vector field and Euler steps, which a perturbed copy of the model runs); without it
+    a step is one ``lerp`` and tanh goes through numpy's also where a graph is recorded.
     """
     if len(h) != drive.shape[0] or (noise is not None and noise.shape[0] != len(h)):
         raise ValueError(f"drive and noise need one row per step ({len(h)}); got {drive.shape[0]} and "
                          f"{None if noise is None else noise.shape[0]}")
-    return _RateScan.apply(W, tau, r0, drive, noise, h, f, slope)
+    # needs_input_grad ignores no_grad mode: without a graph to record, keep nothing for a backward pass
+    saving = torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (W, tau, r0, drive, noise))
+    return _RateScan.apply(W, tau, r0, drive, noise, h, f, slope, saving, match_generic)
