@@ -24,17 +24,20 @@ def test_numpy_tanh_is_within_two_ulp_of_the_exact_value(dtype):
 
 
 def test_tanh_uses_torch_where_autograd_records_and_under_torch_func():
-    z = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(tanh, (z,)) and torch.autograd.gradgradcheck(tanh, (z,))
+    small = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tanh, (small,)) and torch.autograd.gradgradcheck(tanh, (small,))
+    z = torch.randn(3, 1024, dtype=torch.float64, requires_grad=True)  # large enough for numpy's route
+    torch.testing.assert_close(torch.autograd.grad(tanh(z).sum(), z)[0], 1 - torch.tanh(z.detach()) ** 2)
     with torch.no_grad():
-        assert torch.allclose(tanh(z), torch.tanh(z), rtol=0, atol=1e-15)
-    torch.testing.assert_close(vmap(tanh)(z.detach()), torch.tanh(z.detach()), rtol=0, atol=1e-15)
-    expected = torch.diag(1 - torch.tanh(z[0].detach()) ** 2)
+        torch.testing.assert_close(tanh(z), torch.tanh(z), rtol=0, atol=1e-15)
+    z = z.detach()
+    torch.testing.assert_close(vmap(tanh)(z), torch.tanh(z), rtol=0, atol=1e-15)
+    expected = torch.diag(1 - torch.tanh(z[0]) ** 2)
     for jac in (jacrev, jacfwd):
-        torch.testing.assert_close(jac(tanh)(z[0].detach()), expected, rtol=0, atol=1e-15)
-    strided = torch.randn(7, 9)[:, ::2]  # non-contiguous input: same values as a contiguous copy
+        torch.testing.assert_close(jac(tanh)(z[0]), expected, rtol=0, atol=1e-15)
+    strided = torch.randn(70, 90)[:, ::2]  # non-contiguous input: same values as a contiguous copy
     assert torch.equal(numpy_tanh(strided), numpy_tanh(strided.contiguous()))
-    assert numpy_tanh(torch.randn(3, dtype=torch.float16)).dtype == torch.float16  # torch's for other dtypes
+    assert numpy_tanh(torch.randn(3000, dtype=torch.float16)).dtype == torch.float16  # torch's for other dtypes
 
 
 def test_torch_tanh_given_as_a_callable_is_the_named_activation():
