@@ -92,9 +92,11 @@ class Drive:
         self.table = model.input_drive(signal.value) if tabulated else signal.value
         self.per_eval = (lambda d: d) if tabulated else model.input_drive
         self.dtype, self.device = model.dtype, model.device
-        # one time-major copy and one unbind, not T selects: each select's backward is a full-size zero
-        # tensor (O(T^2) work), and contiguous (B, n) slices keep the per-step matmul's bias add fast
-        self.columns = self.table.transpose(0, 1).contiguous().unbind(0) if signal.kind == "grid" else ()
+        # one time-major copy, made once: a run of steps is then a slice of it (or one gather), and its T
+        # columns one unbind, not T selects (each select's backward is a full-size zero tensor, O(T^2) work);
+        # contiguous (B, n) slices keep the per-step matmul's bias add fast
+        self.by_time = self.table.transpose(0, 1).contiguous() if signal.kind == "grid" else None
+        self.columns = self.by_time.unbind(0) if signal.kind == "grid" else ()
 
     def on_interval(self, k: int, t: float | Tensor) -> Tensor:
         """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""
@@ -108,11 +110,17 @@ class Drive:
         """Drive ``(S, B, n)`` during S steps, step j at ``times[j]`` in interval ``intervals[j]``.
 
         A grid input goes through ``model.input_drive`` once for all S steps when
-        not precomputed (batch first, as the model expects), a constant one once
-        in all; a callable one is evaluated at each time.
+        not precomputed, as a batch-first view of the steps' time-major samples (a
+        model that keeps that layout, such as an Ensemble, returns the drive with
+        no copy), a constant one once in all; a callable one is evaluated at each time.
         """
         if self.signal.kind == "grid":
-            return self.per_eval(torch.stack([self.columns[k] for k in intervals], dim=1)).transpose(0, 1).contiguous()
+            first = intervals[0]
+            if intervals == list(range(first, first + len(intervals))):  # one step per interval: a slice
+                samples = self.by_time[first:first + len(intervals)]
+            else:
+                samples = self.by_time.index_select(0, torch.tensor(intervals, device=self.by_time.device))
+            return self.per_eval(samples.transpose(0, 1)).transpose(0, 1).contiguous()
         if self.signal.kind == "constant":
             drive = self.per_eval(self.table)
             return drive.expand(len(intervals), *drive.shape)
