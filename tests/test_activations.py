@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.autograd import forward_ad
 from torch.func import jacfwd, jacrev, vmap
 
 import neurodyn as nd
@@ -35,6 +36,10 @@ def test_tanh_uses_torch_where_autograd_records_and_under_torch_func():
     expected = torch.diag(1 - torch.tanh(z[0]) ** 2)
     for jac in (jacrev, jacfwd):
         torch.testing.assert_close(jac(tanh)(z[0]), expected, rtol=0, atol=1e-15)
+    tangent = torch.randn_like(z)
+    with forward_ad.dual_level(), torch.no_grad():  # forward-mode AD keeps its tangent without a graph
+        out = forward_ad.unpack_dual(tanh(forward_ad.make_dual(z, tangent)))
+    torch.testing.assert_close(out.tangent, (1 - torch.tanh(z) ** 2) * tangent, rtol=0, atol=1e-15)
     strided = torch.randn(70, 90)[:, ::2]  # non-contiguous input: same values as a contiguous copy
     assert torch.equal(numpy_tanh(strided), numpy_tanh(strided.contiguous()))
     assert numpy_tanh(torch.randn(3000, dtype=torch.float16)).dtype == torch.float16  # torch's for other dtypes
