@@ -310,8 +310,13 @@ def _gradient_products(model: Model, y: Tensor, drive: Tensor, t: float, F: Tens
     """
     with torch.enable_grad():
         z, u = y.detach().requires_grad_(True), F.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(evaluate_field(model, z, drive, t), z, u, create_graph=True)
-        (Jg,) = torch.autograd.grad(g, u, g.detach())
+        field = evaluate_field(model, z, drive, t)
+        if not field.requires_grad:  # F does not depend on the state: J = 0
+            return torch.zeros_like(y), torch.zeros_like(y)
+        (g,) = torch.autograd.grad(field, z, u, create_graph=True, materialize_grads=True)
+        if not g.requires_grad:
+            return g.detach(), torch.zeros_like(y)
+        (Jg,) = torch.autograd.grad(g, u, g.detach(), materialize_grads=True)
     return g.detach(), Jg
 
 
