@@ -219,3 +219,51 @@ def test_ensemble_fused_euler_equals_the_generic_steps(shared_input, gradient, m
     torch.testing.assert_close(fused, generic, rtol=0, atol=1e-12)
     for a, b in zip(fused_grads, generic_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+def test_ensemble_readout_second_derivatives_and_forward_mode_match_the_networks():
+    # the K readouts run as one batched op with its own backward (W's gradient formed in W's layout): it must
+    # stay differentiable twice (create_graph) and support forward mode, as the members' F.linear does
+    ens = nd.ensemble(rate_rnn, K, seed=2)
+    r = torch.randn(K * B, N, dtype=F64, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    torch.autograd.gradcheck(lambda r: ens.output(ens.State(r)), (r,))
+    w = ens.stacked["W_out"]
+    (g,) = torch.autograd.grad(ens.output(ens.State(r)).pow(3).sum(), w, create_graph=True)
+    (h,) = torch.autograd.grad(g.pow(2).sum(), w)
+    v = torch.randn_like(r)
+    _, tangent = torch.func.jvp(lambda r: ens.output(ens.State(r)), (r.detach(),), (v,))
+    for k, model in enumerate(ens.unstack()):
+        rows = slice(k * B, (k + 1) * B)
+        model.W_out.requires_grad_(True)
+        (gk,) = torch.autograd.grad(model.output(model.State(r[rows])).pow(3).sum(), model.W_out, create_graph=True)
+        (hk,) = torch.autograd.grad(gk.pow(2).sum(), model.W_out)
+        torch.testing.assert_close(g[k], gk, rtol=0, atol=1e-10)
+        torch.testing.assert_close(h[k], hk, rtol=0, atol=1e-10)
+        torch.testing.assert_close(tangent[rows], v[rows] @ model.W_out.detach().T, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dt", [None, 0.025])
+def test_ensemble_large_no_graph_run_equals_the_recorded_run(dt):
+    # 8192 rows: each pass's states exceed the cache, so the no-graph loop copies them out state by state
+    ens = nd.ensemble(rate_rnn, 4, seed=6)
+    t = torch.linspace(0, 0.5, 11, dtype=F64)
+    x = torch.randn(2048, len(t), 2, dtype=F64, generator=torch.Generator().manual_seed(8))
+    recorded = ens.simulate(t, x, dt=dt)
+    assert recorded.flat().requires_grad
+    with torch.no_grad():
+        plain = ens.simulate(t, x, dt=dt)
+    torch.testing.assert_close(plain.flat(), recorded.flat().detach(), rtol=0, atol=0)
+    torch.testing.assert_close(plain.outputs, recorded.outputs.detach(), rtol=0, atol=0)
+
+
+def test_ensemble_finite_states_whose_sum_overflows_are_not_a_divergence():
+    # K*B rows of large but finite states: their sum overflows (float32 max 3.4e38), the states do not
+    def relu_net(gain: float) -> nd.Ensemble:  # relu(W r) = gain r for r > 0: still at gain 1, exploding at 1e3
+        return nd.ensemble(lambda seed: nd.RateRNN(N, tau=0.1, activation="relu", W=gain * torch.eye(N)), K)
+
+    t = torch.linspace(0, 0.1, 11)
+    start = torch.full((64, N), 1e37)
+    traj = relu_net(1.0).simulate(t, None, start)
+    assert torch.equal(traj["r"], torch.full_like(traj["r"], 1e37))
+    with pytest.raises(nd.DivergenceError, match=r"by t\[1\]"):
+        relu_net(1e3).simulate(t, None, start)
