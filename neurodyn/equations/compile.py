@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from ..models.activations import tanh
 from .functions import matmul, relu, sigmoid, softplus, x_over_expm1
 from .shapes import Kind, infer
 from .singularities import x_over_expm1 as safe_x_over_expm1
@@ -31,7 +32,7 @@ Fn = Callable[[dict], Value]
 UNARY: dict[type, Callable[[Tensor], Tensor]] = {
     sp.exp: torch.exp,
     sp.log: torch.log,
-    sp.tanh: torch.tanh,
+    sp.tanh: tanh,  # numpy's where no graph is recorded (neurodyn.models.activations)
     sp.sin: torch.sin,
     sp.cos: torch.cos,
     sp.tan: torch.tan,
