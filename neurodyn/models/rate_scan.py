@@ -38,13 +38,6 @@ def _gemm(W: Tensor) -> Callable[..., Tensor]:
     return torch.baddbmm if W.dim() == 3 else torch.addmm
 
 
-def _network_major(like: Tensor) -> Tensor:
-    """An uninitialised ``(S, [K,] B, n)`` tensor whose K networks' blocks are each contiguous."""
-    if like.dim() == 3:
-        return torch.empty_like(like)
-    return like.new_empty(like.shape[1], like.shape[0], *like.shape[2:]).transpose(0, 1)
-
-
 def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
     """``sum_k dz_k^T r_k`` over the S steps and B trials, as one GEMM per network."""
     n = dz.shape[-1]
@@ -91,7 +84,7 @@ class _RateScan(torch.autograd.Function):
         step_over_tau = h / tau  # (S, [K,] 1, n) or (S, [K,] 1, 1)
         gain = ctx.slope(currents) * step_over_tau  # dz_k = lam_{k+1} * gain_k
         keep = 1 - step_over_tau
-        dz = _network_major(currents)  # so that _summed_outer reads each network's dz without a copy
+        dz = torch.empty_like(currents)
         lams = torch.empty_like(currents) if need_tau or need_noise else None
         lam = grad[-1]  # dL/dr_S
         for k in reversed(range(steps)):  # lam = dL/dr_{k+1} -> dL/dr_k = g_k + lam (1 - h_k / tau) + dz_k W
