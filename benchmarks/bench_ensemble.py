@@ -63,9 +63,9 @@ def main() -> None:
                              " 1 and torch's default here)")
     parser.add_argument("--batch-size", type=int, default=16, help="trials per network per step (default 16)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default 20, quick 5)")
-    parser.add_argument("--repeat", type=int, default=1,
+    parser.add_argument("--repeat", type=int, default=3,
                         help="measure both sides this many times, alternately, and keep each side's fastest run "
-                             "(default 1; more shrugs off other processes' bursts on a shared machine)")
+                             "(default 3: shrugs off other processes' bursts on a shared machine)")
     args = parser.parse_args()
     k, n = (8, 64) if args.quick else (32, 64)
     steps = args.steps or (5 if args.quick else 20)

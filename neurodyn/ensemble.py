@@ -20,7 +20,7 @@ own parameters, and ``ens.split(tensor)`` gives ``(K, B, ...)`` back.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -168,14 +168,14 @@ class Ensemble(Model):
             out = self._vmap("input_drive", x, in_dims=(None,))
         else:
             out = self._vmap("input_drive", self._rows(x, "x"), in_dims=(0,))
-        return out.reshape(-1, *out.shape[2:])
+        return out.flatten(0, 1)
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         parts = type(state)(*(self._rows(s, "state") for s in state))
         if self._batched_rate_rnn:
             return self.State(self._rate_derivative(parts[0], self._rows(drive, "drive")).flatten(0, 1))
         out = self._vmap("vector_field", t, parts, self._rows(drive, "drive"), in_dims=(None, 0, 0))
-        return type(out)(*(o.reshape(-1, *o.shape[2:]) for o in out))
+        return type(out)(*(o.flatten(0, 1) for o in out))
 
     def output(self, state: Any) -> Tensor | None:
         if not self.n_out:
@@ -184,7 +184,7 @@ class Ensemble(Model):
         if self._batched_rate_rnn:
             return self._linear(parts[0], "W_out", "b_out")
         out = self._vmap("output", parts, in_dims=(0,))
-        return out.reshape(-1, *out.shape[2:])
+        return out.flatten(0, 1)
 
     # --- the RateRNN equations as batched matrix products over the K stacked weights -------------
 
@@ -216,8 +216,8 @@ class Ensemble(Model):
 
     def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
         """RateRNN's fused Euler scan (:mod:`neurodyn.models.rate_scan`) over the K stacked weights at once."""
-        slope = slope_of(self._member.activation)
-        if not self._batched_rate_rnn or slope is None:
+        slope = slope_of(self._member.activation) if self._batched_rate_rnn else None
+        if slope is None:
             return None
 
         def scan(y0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None) -> Tensor:
@@ -381,9 +381,33 @@ def _check_members(models: Any) -> list[Model]:
             if (tensor.shape, tensor.dtype, tensor.device) != (r.shape, r.dtype, r.device):
                 raise ValueError(f"models[{i}].{name} is {tuple(tensor.shape)} {tensor.dtype} on {tensor.device} but "
                                  f"models[0].{name} is {tuple(r.shape)} {r.dtype} on {r.device}")
-        if repr(m) != repr(first):
-            raise ValueError(f"models[{i}] is built differently from models[0] ({m!r} vs {first!r})")
+            if tensor.requires_grad != r.requires_grad:
+                raise ValueError(f"models[{i}].{name} has requires_grad={tensor.requires_grad} but models[0].{name} "
+                                 f"has {r.requires_grad}; train (or freeze) the same tensors in every network")
+        for where, value, expected in _differences(m, first):
+            raise ValueError(f"models[{i}].{where} is {value!r} but models[0].{where} is {expected!r}; the networks "
+                             "of an Ensemble may differ only in their tensors (parameters and buffers)")
     return models
+
+
+def _differences(model: Model, reference: Model) -> Iterator[tuple[str, Any, Any]]:
+    """``(attribute, value, reference value)`` for each setting that is not a tensor and differs between the two
+    models (each submodule's class and plain attributes: what stacking their tensors cannot carry)."""
+    for (path, mod), (_, ref) in zip(model.named_modules(), reference.named_modules(), strict=True):
+        prefix = f"{path}." if path else ""
+        if type(mod) is not type(ref):
+            yield f"{prefix}__class__", type(mod).__name__, type(ref).__name__
+            continue
+        for name, value in vars(mod).items():
+            if name.startswith("_") or isinstance(value, Tensor | nn.Module):
+                continue
+            expected = vars(ref).get(name)
+            try:
+                same = bool(value == expected)
+            except (RuntimeError, TypeError, ValueError):  # e.g. containers of tensors: compare their identity
+                same = value is expected
+            if not same:
+                yield prefix + name, value, expected
 
 
 class _StackedLinear(torch.autograd.Function):

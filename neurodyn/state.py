@@ -18,8 +18,20 @@ from torch import Tensor
 
 @cache
 def state_type(names: tuple[str, ...]) -> type:
-    """The named-tuple class for an ordered tuple of state-variable names."""
-    return namedtuple("State", names)
+    """The named-tuple class for an ordered tuple of state-variable names.
+
+    Its qualified name (``State__r__u``) is where pickle finds it: the module's
+    ``__getattr__`` rebuilds it, so saved models and states load in a new process.
+    """
+    cls = namedtuple("State", names, module=__name__)
+    cls.__qualname__ = "__".join(("State", *names))
+    return cls
+
+
+def __getattr__(name: str) -> type:
+    if name.startswith("State__"):
+        return state_type(tuple(name.split("__")[1:]))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _shapes(spec: Any) -> dict[str, tuple[int, ...]]:

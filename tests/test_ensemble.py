@@ -183,6 +183,10 @@ def test_ensemble_bad_input():
         nd.Ensemble([nd.RateRNN(3), nd.RateRNN(4)])
     with pytest.raises(ValueError, match=r"models\[1\]\.W_in is \(3, 1\) torch.float64"):
         nd.Ensemble([nd.RateRNN(3, 1), nd.RateRNN(3, 1).double()])
+    frozen = nd.RateRNN(3, 1)
+    frozen.W_in.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"models\[1\]\.W_in has requires_grad=False"):
+        nd.Ensemble([nd.RateRNN(3, 1), frozen])
     with pytest.raises(ValueError, match="n must be a positive int"):
         nd.ensemble(lambda s: nd.RateRNN(3), 0)
     with pytest.raises(TypeError, match="model_factory must be callable"):
@@ -267,3 +271,35 @@ def test_ensemble_finite_states_whose_sum_overflows_are_not_a_divergence():
     assert torch.equal(traj["r"], torch.full_like(traj["r"], 1e37))
     with pytest.raises(nd.DivergenceError, match=r"by t\[1\]"):
         relu_net(1e3).simulate(t, None, start)
+
+
+def test_ensemble_members_may_differ_in_tensor_values_but_not_in_settings():
+    """Values held in tensors (a trainable WilsonCowan weight) may differ; plain settings (an activation) may not."""
+    ens = nd.Ensemble([nd.WilsonCowan(wEE=9.0, trainable=("wEE",)), nd.WilsonCowan(wEE=10.0, trainable=("wEE",))])
+    with torch.no_grad():
+        ens.stacked["wEE"][1] += 1.0
+    assert [float(m.wEE) for m in nd.Ensemble(ens.unstack()).unstack()] == [9.0, 11.0]  # the round trip rebuilds
+    with pytest.raises(ValueError, match=r"models\[1\]\.activation is .* may differ only in their tensors"):
+        nd.Ensemble([nd.RateRNN(3, activation="tanh"), nd.RateRNN(3, activation="relu")])
+
+
+@pytest.mark.parametrize("factory", [
+    lambda s: nd.WilsonCowan(dtype=F64),
+    lambda s: nd.Equations("dx/dt = (-x + y)/tau\ndy/dt = (-y - x)/tau", params={"tau": 0.1 + 0.05 * s}).double(),
+])
+def test_ensemble_of_models_without_a_fused_scan_runs_euler_as_the_networks_one_by_one(factory):
+    ens = nd.ensemble(factory, 2)
+    t = torch.linspace(0, 0.2, 5, dtype=F64)
+    state0 = torch.rand(1, ens.dim, dtype=F64, generator=torch.Generator().manual_seed(0))  # shared, tiled
+    together = ens.simulate(t, state0=state0, dt=0.01).flat()  # the default solver: euler
+    for k, model in enumerate(ens.unstack()):
+        alone = nd.simulate(model, t, state0=state0, dt=0.01).flat()
+        torch.testing.assert_close(ens.split(together)[k], alone, rtol=0, atol=1e-12)
+
+
+def test_single_network_analysis_of_an_ensemble_points_to_its_own_method():
+    ens = nd.ensemble(lambda s: nd.RateRNN(3), 2)
+    init = torch.zeros(4, 3)
+    for call in (lambda: nd.find_fixed_points(ens, init), lambda: nd.jacobian(ens, ens.tile(init))):
+        with pytest.raises(ValueError, match=r"Ensemble of K=2 networks.*ens\.find_fixed_points"):
+            call()

@@ -147,3 +147,22 @@ def test_models_run_on_cuda(model):
     gpu = nd.simulate(model, t.cuda(), x.cuda(), y0.cuda(), solver="rk4", dt=dt).flat()
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu)
+
+
+def test_models_and_states_pickle_after_a_run_and_load_in_a_fresh_process(tmp_path):
+    """The state's named-tuple class is cached on the model by simulate; torch.save must still work, and the
+    class must be found again by a process that never built it (pickle looks it up in neurodyn.state)."""
+    import pickle
+    import subprocess
+    import sys
+
+    model = nd.STPRateRNN(3, 1, 1)
+    traj = nd.simulate(model, torch.linspace(0, 0.1, 3), torch.zeros(1, 3, 1))
+    path = tmp_path / "model.pt"
+    torch.save({"model": model, "states": traj.states}, path)
+    loaded = pickle.loads(pickle.dumps(traj.states))
+    assert type(loaded) is type(traj.states) and loaded._fields == ("r", "u", "x")
+    code = (f"import torch; d = torch.load({str(path)!r}, weights_only=False); "
+            "print(type(d['model']).__name__, d['states']._fields)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "STPRateRNN ('r', 'u', 'x')"

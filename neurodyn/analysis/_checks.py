@@ -14,10 +14,15 @@ from ..models.base import Model
 from ..state import flatten, state_dim
 
 
-def check_model(model: Any) -> Model:
-    """Raise a TypeError unless ``model`` is a neurodyn Model."""
+def check_model(model: Any, *, one_network: bool = False) -> Model:
+    """Raise a TypeError unless ``model`` is a neurodyn Model (a ValueError for an Ensemble if ``one_network``)."""
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn.models.Model; got {type(model).__name__}")
+    from ..ensemble import Ensemble  # here: the ensemble module imports the analysis package
+
+    if one_network and isinstance(model, Ensemble):
+        raise ValueError(f"model is an Ensemble of K={model.size} networks, but this analysis takes one network's "
+                         "states; use ens.find_fixed_points(init), or run it on each model of ens.unstack()")
     return model
 
 

@@ -143,12 +143,14 @@ def find_fixed_points(
         marginal_tol: ``|Re lambda|`` below which an eigenvalue counts as zero;
             default ``sqrt(eps) max(1, |lambda|max)``.
     """
-    check_model(model)
+    check_model(model, one_network=True)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
     for name, value in (("tol", tol), ("unique_tol", unique_tol), ("lr", lr)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number; got {value!r}")
+    if marginal_tol is not None and not (isinstance(marginal_tol, (int, float)) and marginal_tol >= 0):
+        raise ValueError(f"marginal_tol must be None (automatic) or a number >= 0; got {marginal_tol!r}")
     max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"max_iter must be a positive int; got {max_iter!r}")

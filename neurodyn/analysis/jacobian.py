@@ -63,7 +63,7 @@ def jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
     a constant input ``(n_in,)`` or ``(B, n_in)`` (None: zero input). The
     discrete-time (Euler, Eq. 27) Jacobian is ``I + dt J``.
     """
-    check_model(model)
+    check_model(model, one_network=True)
     y = flat_states(model, state, "state")
     drive = model.input_drive(constant_input(model, x, y.shape[0]))
     return field_and_jacobian(model, y, drive, t)[1]
@@ -71,7 +71,7 @@ def jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
 
 def input_jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
     """``dF/dx (B, D, n_in)``: how a constant input moves the vector field at ``state``."""
-    check_model(model)
+    check_model(model, one_network=True)
     y = flat_states(model, state, "state")
     x = constant_input(model, x, y.shape[0])
     f = flat_field(model, t)

@@ -35,6 +35,10 @@ def sample_states(traj: Trajectory | Tensor, n: int, noise: float = 0.0, *,
         raise ValueError(f"n must be a positive int; got {n!r}")
     if not (isinstance(noise, (int, float)) and noise >= 0):
         raise ValueError(f"noise must be >= 0; got {noise!r}")
+    if flat.shape[0] == 0:
+        raise ValueError(f"traj holds no states to sample from (shape {tuple(flat.shape)}); simulate some first")
+    if not torch.isfinite(flat).all():
+        raise ValueError("traj contains NaN or Inf states; sample from a finite trajectory (or drop those trials)")
     index = torch.randint(flat.shape[0], (n,), generator=generator, device="cpu").to(flat.device)
     states = flat[index]
     if noise > 0:
