@@ -245,11 +245,9 @@ class Ensemble(Model):
         return min(float(v) for v in self._each("timescale"))
 
     def state_tau(self) -> Tensor:
+        """Each network's time constants ``(K, D)`` (one row per network's block of rows), ``(D,)`` if all equal."""
         taus = torch.stack(self._each("state_tau"))
-        if not torch.equal(taus, taus[:1].expand_as(taus)):
-            raise ValueError("the ensemble's networks have different time constants, so one (D,) noise scale "
-                             "cannot serve them all; simulate them with noise_std > 0 one by one (ens.unstack())")
-        return taus[0]
+        return taus[0] if torch.equal(taus, taus[:1].expand_as(taus)) else taus
 
     # --- running all K together ------------------------------------------------------------------
 

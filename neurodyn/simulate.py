@@ -88,6 +88,8 @@ def simulate(
         diffusion = None
         if noise_std > 0:
             diffusion = noise_std * torch.sqrt(2.0 / model.state_tau()).to(y0)
+            if diffusion.dim() == 2:  # (G, D): one row per block of y0's rows (an Ensemble's networks)
+                diffusion = diffusion.repeat_interleave(y0.shape[0] // diffusion.shape[0], dim=0)
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
                                   segments=gradient == "checkpoint", max_steps=max_steps,
                                   scan=None if fused is None else _fused_scan(fused, drive))

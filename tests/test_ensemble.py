@@ -303,3 +303,22 @@ def test_single_network_analysis_of_an_ensemble_points_to_its_own_method():
     for call in (lambda: nd.find_fixed_points(ens, init), lambda: nd.jacobian(ens, ens.tile(init))):
         with pytest.raises(ValueError, match=r"Ensemble of K=2 networks.*ens\.find_fixed_points"):
             call()
+
+
+def test_ensemble_noise_follows_each_networks_own_time_constant():
+    """Euler–Maruyama with sigma sqrt(2 dt / tau) on linear units with W = 0 is, per network, the AR(1) process
+    r' = (1 - a) r + sigma sqrt(2 a) xi, a = dt / tau: stationary variance sigma^2 / (1 - a / 2) and correlation
+    (1 - a)^m over m steps, each with the network's own tau."""
+    sigma, taus, dt, m, trials = 0.5, (0.05, 0.2), 0.005, 10, 4000
+    ens = nd.Ensemble([nd.RateRNN(2, activation="linear", tau=tau, W=torch.zeros(2, 2, dtype=F64), bias=False)
+                       for tau in taus])
+    t = torch.arange(81, dtype=F64) * dt
+    gen = torch.Generator().manual_seed(0)
+    state0 = sigma * torch.randn(2 * trials, 2, generator=gen, dtype=F64)
+    r = nd.simulate(ens, t, state0=state0, noise_std=sigma, generator=gen)["r"].detach()
+    for k, tau in enumerate(taus):
+        a = dt / tau
+        block = r[k * trials:(k + 1) * trials]
+        variance = sigma**2 / (1 - a / 2)
+        assert abs(float(block[:, -1].var()) / variance - 1) < 0.08
+        assert abs(float((block[:, -1 - m] * block[:, -1]).mean()) / variance - (1 - a) ** m) < 0.05

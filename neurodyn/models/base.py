@@ -117,7 +117,9 @@ class Model(nn.Module):
         """Time constant of each flat state dimension ``(D,)``.
 
         Used to scale Euler–Maruyama noise as ``sigma * sqrt(2 dt / tau)``;
-        defaults to :attr:`timescale` everywhere.
+        defaults to :attr:`timescale` everywhere. A model whose batch rows come
+        in G equal blocks with their own time constants (an Ensemble of networks)
+        returns ``(G, D)``, one row per block.
         """
         return torch.full((self.dim,), float(self.timescale), device=self.device, dtype=self.dtype)
 
