@@ -2,10 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy.optimize import fsolve
 
 import neurodyn as nd
+from neurodyn.analysis.jacobian import evaluate_field
 from neurodyn.models import Model
 
 D64 = torch.float64
@@ -106,3 +109,123 @@ def test_indexed_tensor_parameters_of_a_rate_rnn():
     assert weight.stable.all() and float(model.W[1, 1].detach()) == -1.0
     with pytest.raises(ValueError, match=r"b has shape \(2,\); pick one element, e.g. b\[0\]"):
         nd.continuation(model, "b", (0.1, 0.2), init=torch.zeros(2, dtype=D64))
+
+
+def test_default_step_follows_a_hysteresis_loop_without_jumping_branches():
+    # dr/dt = -r + s(w r + I): on the branch I = logit(r) - w r, folds where w r (1 - r) = 1.
+    w = 6.0
+    model = nd.Equations("dr/dt = -r + sigmoid(w*r + I)", {"w": w, "I": -5.0}, dtype=D64)
+    branch = nd.continuation(model, "I", (-5.0, -1.0), init=torch.tensor([0.00698], dtype=D64))
+    r_fold = (1 + np.array([-1.0, 1.0]) * math.sqrt(1 - 4 / w)) / 2
+    I_fold = np.log(r_fold / (1 - r_fold)) - w * r_fold  # -2.58491, -3.41509
+    assert [b.kind for b in branch.bifurcations] == ["fold", "fold"]
+    assert sorted(b.param for b in branch.bifurcations) == pytest.approx(sorted(I_fold), abs=1e-6)
+    r, drive = branch.states[:, 0], branch.params
+    torch.testing.assert_close(drive, torch.log(r / (1 - r)) - w * r, rtol=0, atol=1e-9)
+    torch.testing.assert_close(branch.stable, w * r * (1 - r) < 1)
+    assert float(r.diff().abs().max()) < 0.1  # no jump from the low to the high stable branch
+    assert float(r[-1]) > 0.9 and float(drive[-1]) == pytest.approx(-1.0)
+
+
+def _scipy_singular(model: Model, name: str, guess: np.ndarray, to_state=lambda z: z) -> np.ndarray:
+    """``(z, p)`` with ``F(y, p) = 0`` and ``det dF/dy = 0`` at ``y = to_state(z)``, by scipy fsolve.
+
+    ``dF/dy`` by central differences; ``to_state`` restricts ``y`` (to a symmetric subspace), and the
+    first ``len(z)`` components of ``F`` are solved.
+    """
+    buffer, n = getattr(model, name), len(guess) - 1
+
+    def F(y: np.ndarray, p: float) -> np.ndarray:
+        buffer.fill_(p)
+        drive = model.input_drive(torch.zeros(1, model.n_in, dtype=D64))
+        return evaluate_field(model, torch.as_tensor(y)[None], drive)[0].numpy()
+
+    def g(z: np.ndarray) -> list[float]:
+        y, p = to_state(z[:-1]), z[-1]
+        J = np.column_stack([(F(y + 1e-6 * e, p) - F(y - 1e-6 * e, p)) / 2e-6 for e in np.eye(len(y))])
+        return [*F(y, p)[:n], np.linalg.det(J)]
+
+    return fsolve(g, guess, xtol=1e-13)
+
+
+@pytest.mark.parametrize("coherence, span", [(20.0, (0.0, 60.0)), (10.0, (0.0, 80.0))])
+def test_wong_wang_fold_of_the_spontaneous_state_matches_scipy(coherence, span):
+    # The default step once jumped over this fold (c' = 20) or crashed landing on the span's end (c' = 10).
+    model = nd.WongWang(coherence=coherence, dtype=D64)
+    init = nd.find_fixed_points(model, torch.tensor([[0.1, 0.1]], dtype=D64)).states[0]
+    branch = nd.continuation(model, "mu0", span, init)
+    assert [b.kind for b in branch.bifurcations] == ["fold"]
+    fold = branch.bifurcations[0]
+    ref = _scipy_singular(model, "mu0", np.r_[fold.state.numpy(), fold.param])
+    assert fold.param == pytest.approx(ref[-1], abs=1e-6)  # 6.734045 (c' = 20), 7.940285 (c' = 10)
+    assert fold.param < 10.0  # on the spontaneous branch, not a far one
+    assert float(branch.params[-1]) == 0.0  # turned at the fold and came back along the saddle branch
+
+
+def test_pitchforks_of_the_symmetric_wong_wang_branch_are_located():
+    # c' = 0: the symmetric state loses and regains stability at two pitchforks (dp/ds keeps its sign).
+    model = nd.WongWang(coherence=0.0, dtype=D64)
+    init = nd.find_fixed_points(model, torch.tensor([[0.1, 0.1]], dtype=D64)).states[0]
+    branch = nd.continuation(model, "mu0", (0.0, 60.0), init)
+    assert [b.kind for b in branch.bifurcations] == ["branch point", "branch point"]
+    for point in branch.bifurcations:
+        symmetric = _scipy_singular(model, "mu0", np.r_[point.state[0].item(), point.param], lambda z: np.r_[z, z])
+        assert point.param == pytest.approx(symmetric[-1], abs=1e-6)  # 10.676806, 43.018187
+        assert float(point.state[0]) == pytest.approx(float(point.state[1]), abs=1e-9)
+    low, high = (b.param for b in branch.bifurcations)
+    torch.testing.assert_close(branch.stable, (branch.params < low) | (branch.params > high))
+
+
+def _two_oscillators(shift: float) -> nd.Equations:
+    """Hopf normal forms in (x, y) at mu = 0 (frequency 1) and in (u, v) at mu = shift (frequency 3)."""
+    return nd.Equations(f"""
+dx/dt = mu*x - y - x*(x**2 + y**2)
+dy/dt = x + mu*y - y*(x**2 + y**2)
+du/dt = (mu - {shift})*u - 3*v - u*(u**2 + v**2)
+dv/dt = 3*u + (mu - {shift})*v - v*(u**2 + v**2)
+""", params={"mu": -1.0}, dtype=D64)
+
+
+def test_two_hopfs_within_one_default_step_are_both_found():
+    branch = nd.continuation(_two_oscillators(0.005), "mu", (-1.0, 1.0), torch.zeros(4, dtype=D64))
+    assert [b.kind for b in branch.bifurcations] == ["hopf", "hopf"]
+    assert [b.param for b in branch.bifurcations] == pytest.approx([0.0, 0.005], abs=1e-6)
+    assert [b.frequency for b in branch.bifurcations] == pytest.approx([1.0, 3.0], abs=1e-6)
+
+
+def test_a_stability_change_no_bifurcation_explains_is_warned():
+    # Two pairs cross at the same mu = 0 (a degenerate double Hopf): one Hopf explains only two of the four.
+    with pytest.warns(UserWarning, match=r"stability changed between mu=-?[0-9.e-]+ and [0-9.e-]+ \(0 -> 4"):
+        branch = nd.continuation(_two_oscillators(0.0), "mu", (-1.0, 1.0), torch.zeros(4, dtype=D64))
+    assert [b.kind for b in branch.bifurcations] == ["hopf"] and abs(branch.bifurcations[0].param) < 1e-5
+
+
+class IntAttributeHopf(HopfNormalForm):
+    """The normal form with ``mu`` a plain Python attribute (an int here) instead of a buffer."""
+
+    def __init__(self, mu) -> None:
+        Model.__init__(self)
+        self.mu = mu
+        self.register_buffer("anchor", torch.zeros((), dtype=D64))  # gives the model its dtype
+
+
+@pytest.mark.parametrize("mu", [-1, torch.tensor(-1.0, dtype=D64)], ids=["int", "tensor"])
+def test_a_numeric_attribute_is_swept_as_a_float(mu):
+    model = IntAttributeHopf(mu)
+    branch = nd.continuation(model, "mu", (-1.0, 1.0), init=torch.tensor([0.1, -0.1], dtype=D64))
+    assert [b.kind for b in branch.bifurcations] == ["hopf"] and abs(branch.bifurcations[0].param) < 1e-6
+    torch.testing.assert_close(branch.eigvals[:, 0].real, branch.params)  # the model ran at the non-integer mu
+    assert model.mu is mu and model.mu == -1  # restored, as the same int or tensor object
+    if isinstance(mu, torch.Tensor):
+        assert mu.dtype == D64
+
+
+def test_span_accepts_0d_tensors_and_numpy_scalars():
+    model = HopfNormalForm()
+    init = torch.tensor([0.1, -0.1], dtype=D64)
+    ref = nd.continuation(model, "mu", (-1.0, 1.0), init)
+    branch = nd.continuation(model, "mu", (torch.tensor(-1.0), np.array(1.0)), init)
+    torch.testing.assert_close(branch.params, ref.params)
+    for bad in [(torch.tensor([-1.0]), 1.0), (-1.0, torch.tensor(1.0 + 1j)), (True, 1.0), ("-1", 1.0)]:
+        with pytest.raises(ValueError, match="two finite numbers"):
+            nd.continuation(model, "mu", bad, init)

@@ -1,36 +1,52 @@
 r"""Pseudo-arclength continuation of a fixed-point branch in one parameter.
 
-Follows the curve ``F(y, p) = 0`` of ``u = (y, p)`` by arclength ``s``
+Follows the curve ``F(y, p) = 0`` of ``u = (c y, p)`` by arclength ``s``
 (Keller 1977; Kuznetsov, *Elements of Applied Bifurcation Theory*, ch. 10):
 predict ``u + h tau`` along the unit tangent ``tau``, then correct with Newton
 on the bordered system
 
-    [ J    F_p ] du = -[ F(u)                     ]
-    [ tau^T    ]       [ tau . (u - u_predicted)  ]
+    [ J / c  F_p ] du = -[ F(u)                     ]
+    [ tau^T      ]       [ tau . (u - u_predicted)  ]
 
 so the branch is followed around folds. ``F_p = dF/dp`` is a central
-difference. Bifurcations between consecutive points are detected by test
-functions and located by Brent's method on the arclength, far below 1e-6 in
-``p``:
+difference. The state is scaled by ``c = |stop - start| / max(1, |y0|_inf)``
+so that state and parameter both span about ``|stop - start|``: a jump between
+branches is then as long as a step across the span, whatever the units.
 
-* fold (limit point): the tangent's ``p`` component ``dp/ds`` changes sign;
-* Hopf: a complex pair crosses the imaginary axis: the real part of the
-  complex eigenvalue nearest the axis changes sign while the number of
-  eigenvalues with ``Re > 0`` changes by two.
+Step control (Allgower & Georg, *Introduction to Numerical Continuation
+Methods*, 2003, ch. 6; cf. MATCONT, Dhooge et al. 2003): a step is rejected
+and halved when the corrector does not converge in ``8`` iterations, when it
+moves the point more than ``0.25 h`` off the predictor (another branch), when
+consecutive tangents differ by more than ``0.25`` rad, or when the number of
+eigenvalues with ``Re > 0`` changes by more than one bifurcation can explain.
+It grows by 1.3 after an easy step (at most 3 Newton iterations).
+
+Bifurcations between consecutive points are detected from the number of
+unstable eigenvalues and located by Brent's method on the arclength, far below
+1e-6 in ``p``:
+
+* fold (limit point): ``dp/ds`` changes sign (one real eigenvalue crosses 0);
+* branch point: one real eigenvalue crosses 0 while ``dp/ds`` keeps its sign
+  (a pitchfork or transcritical point); the branch is followed straight on;
+* Hopf: the count changes by two while the real part of the complex eigenvalue
+  nearest the imaginary axis changes sign.
+
+A change of the count that no located bifurcation explains is warned about.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from scipy.optimize import brentq
 from torch import Tensor
 
-from ..errors import DivergenceError
 from ..models.base import Model
 from ..state import unflatten
 from ._checks import check_model, constant_input, flat_states
@@ -40,13 +56,19 @@ from .linalg import solve
 from .parameters import SweptParameter, resolve
 from .stability import default_tol, is_stable
 
+_MAX_ITER = 8  # corrector iterations before a step is rejected
+_EASY = 3  # a step that converged in at most this many iterations lets the next one grow
+_MAX_OFFSET = 0.25  # the largest corrector move off the predictor, as a fraction of the step
+_MAX_TURN = 0.25  # the largest angle (rad) between consecutive tangents
+_CHANGE = {"fold": 1, "branch point": 1, "hopf": 2}  # unstable eigenvalues gained or lost at each kind
+
 
 @dataclass
 class Bifurcation:
-    """A bifurcation on a branch: ``kind`` "fold" or "hopf", at ``param`` and ``state (D,)``.
+    """A bifurcation on a branch: ``kind`` "fold", "hopf" or "branch point", at ``param`` and ``state (D,)``.
 
     ``eigvals (D,)`` there; ``frequency`` the Hopf pair's ``|Im lambda|`` (None
-    for a fold); it lies between branch points ``index`` and ``index + 1``.
+    otherwise); it lies between branch points ``index`` and ``index + 1``.
     """
 
     kind: str
@@ -78,67 +100,118 @@ class Branch:
         return len(self.params)
 
 
-class _System:
-    """``F(y, p)`` and its derivatives for the swept parameter (which it sets on the model)."""
+class _NotConverged(Exception):
+    """The corrector did not converge."""
 
-    def __init__(self, model: Model, sweep: SweptParameter, x: Tensor, t: float) -> None:
-        self.model, self.sweep, self.x, self.t = model, sweep, x, t
+
+class _System:
+    """``F(y, p)`` and its derivatives in the scaled coordinates ``u = (c y, p)``; sets ``p`` on the model."""
+
+    def __init__(self, model: Model, sweep: SweptParameter, x: Tensor, t: float, scale: float) -> None:
+        self.model, self.sweep, self.x, self.t, self.scale = model, sweep, x, t, scale
 
     def at(self, p: float) -> Tensor:
         self.sweep.set(p)
         with torch.no_grad():
             return self.model.input_drive(self.x)
 
-    def field(self, y: Tensor, p: float) -> tuple[Tensor, Tensor]:
-        F, J = field_and_jacobian(self.model, y[None], self.at(p), self.t)
+    def field(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """``F`` and ``J = dF/dy`` at ``u``."""
+        F, J = field_and_jacobian(self.model, self.state(u)[None], self.at(float(u[-1])), self.t)
         return F[0].detach(), J[0].detach()
 
-    def dfdp(self, y: Tensor, p: float) -> Tensor:
+    def state(self, u: Tensor) -> Tensor:
+        return u[:-1] / self.scale
+
+    def dfdp(self, u: Tensor) -> Tensor:
+        y, p = self.state(u)[None], float(u[-1])
         h = torch.finfo(y.dtype).eps ** (1 / 3) * max(1.0, abs(p))
         with torch.no_grad():
-            up = evaluate_field(self.model, y[None], self.at(p + h), self.t)
-            down = evaluate_field(self.model, y[None], self.at(p - h), self.t)
+            up = evaluate_field(self.model, y, self.at(p + h), self.t)
+            down = evaluate_field(self.model, y, self.at(p - h), self.t)
         self.sweep.set(p)
         return ((up - down) / (2 * h))[0]
 
-    def bordered(self, u: Tensor, border: Tensor) -> tuple[Tensor, Tensor]:
-        """``F(u)`` and the bordered matrix ``[[J, F_p], [border^T]]``."""
-        y, p = u[:-1], float(u[-1])
-        F, J = self.field(y, p)
-        M = torch.cat([torch.cat([J, self.dfdp(y, p)[:, None]], 1), border[None]], 0)
-        return F, M
+    def bordered(self, u: Tensor, border: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``F(u)``, the bordered matrix ``[[J / c, F_p], [border^T]]`` and ``J``."""
+        F, J = self.field(u)
+        M = torch.cat([torch.cat([J / self.scale, self.dfdp(u)[:, None]], 1), border[None]], 0)
+        return F, M, J
 
     def tangent(self, u: Tensor, border: Tensor) -> tuple[Tensor, Tensor]:
         """The unit tangent at ``u`` (with ``border . tangent > 0``) and the eigenvalues of ``J`` there."""
-        _, M = self.bordered(u, border)
+        _, M, J = self.bordered(u, border)
         rhs = torch.zeros_like(u)
         rhs[-1] = 1.0
         tau = solve(M, rhs)
-        return tau / tau.norm(), _eigvals(M[:-1, :-1])
+        return tau / tau.norm(), _eigvals(J)
 
-    def correct(self, pred: Tensor, tau: Tensor, max_iter: int = 10) -> Tensor | None:
-        """Newton on ``F(u) = 0, tau . (u - pred) = 0``; None when it does not converge."""
-        u = pred.clone()
-        small = 1e-2 * torch.finfo(u.dtype).eps ** 0.5
-        for _ in range(max_iter):
-            F, M = self.bordered(u, tau)
-            du = solve(M, -torch.cat([F, (tau @ (u - pred))[None]]))
-            if not torch.isfinite(du).all():
-                return None
-            u = u + du
-            if float(du.norm()) <= small * (1 + float(u.norm())):
-                return u
-        return None
+    def correct(self, pred: Tensor, normal: Tensor) -> tuple[Tensor, int]:
+        """Newton on ``F(u) = 0, normal . (u - pred) = 0``: the point and its iterations; raises _NotConverged.
+
+        Converged when the Newton step is below ``1e-2 sqrt(eps) (1 + |u|)``.
+        Where that fails, Newton is retried with the pseudo-inverse of the
+        bordered matrix (singular values below ``sqrt(eps)`` of the largest
+        dropped): at a branch point the matrix is singular, and round-off along
+        its null vector would otherwise be amplified without bound.
+        """
+        for pseudo in (False, True):
+            u = pred.clone()
+            for iteration in range(1, _MAX_ITER + 1):
+                F, M, _ = self.bordered(u, normal)
+                rhs = -torch.cat([F, (normal @ (u - pred))[None]])
+                du = _pinv_solve(M, rhs) if pseudo else solve(M, rhs)
+                if not torch.isfinite(du).all():
+                    break
+                u = u + du
+                if float(du.norm()) <= 1e-2 * torch.finfo(u.dtype).eps ** 0.5 * (1 + float(u.norm())):
+                    return u, iteration
+        raise _NotConverged
+
+    def point(self, u: Tensor, tau: Tensor, s: float) -> Tensor:
+        """The branch point on the hyperplane normal to ``tau`` at arclength ``s`` from ``u``."""
+        return self.correct(u + s * tau, tau)[0]
 
 
-def _hopf_test(eigvals: Tensor) -> float:
-    """Real part of the complex eigenvalue nearest the imaginary axis (NaN if none is complex)."""
-    complex_ = eigvals[eigvals.imag.abs() > default_tol(eigvals[None])[0]]
-    return float(complex_.real[complex_.real.abs().argmin()]) if len(complex_) else math.nan
+def _pinv_solve(M: Tensor, rhs: Tensor) -> Tensor:
+    """``pinv(M) rhs`` with singular values below ``sqrt(eps)`` of the largest dropped."""
+    return torch.linalg.pinv(M, rtol=torch.finfo(M.dtype).eps ** 0.5) @ rhs
 
 
 def _eigvals(J: Tensor) -> Tensor:
     return torch.linalg.eigvals(J)
+
+
+def _nearest(eigvals: Tensor, complex_: bool) -> float:
+    """Real part of the complex (or real) eigenvalue nearest the imaginary axis; NaN if there is none."""
+    is_complex = eigvals.imag.abs() > default_tol(eigvals[None])[0]
+    picked = eigvals[is_complex if complex_ else ~is_complex]
+    return float(picked.real[picked.real.abs().argmin()]) if len(picked) else math.nan
+
+
+def _unstable(eigvals: Tensor) -> int:
+    return int((eigvals.real > 0).sum())
+
+
+def _events(tau_a: Tensor, tau_b: Tensor, eig_a: Tensor, eig_b: Tensor) -> tuple[list[str], bool]:
+    """The bifurcation kinds to locate between two points, and whether one bifurcation explains the step."""
+    fold = float(tau_a[-1]) * float(tau_b[-1]) < 0
+    change = abs(_unstable(eig_b) - _unstable(eig_a))
+    hopf = change >= 2 and _nearest(eig_a, True) * _nearest(eig_b, True) <= 0
+    branch = not fold and change > 0 and _nearest(eig_a, False) * _nearest(eig_b, False) <= 0
+    kinds = [k for k, hit in (("fold", fold), ("branch point", branch), ("hopf", hopf)) if hit]
+    return kinds, sum(_CHANGE[k] for k in kinds) == change and len(kinds) <= 1
+
+
+def _as_float(value: Any) -> float | None:
+    """A finite real scalar (number, numpy scalar, 0-d array or 0-d tensor) as float; None otherwise."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        if value.ndim != 0 or (value.is_complex() if isinstance(value, Tensor) else np.iscomplexobj(value)):
+            return None
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def continuation(
@@ -159,21 +232,26 @@ def continuation(
             an ``Equations`` parameter), ``"name[i]"`` for one element of a
             tensor, a numeric model attribute, or ``"x[i]"`` for a component of
             the constant input ``x``.
-        span: ``(start, stop)``; the branch ends when ``param`` leaves this range
-            (it may turn back at folds in between).
+        span: ``(start, stop)``, numbers or 0-d tensors; the branch ends when
+            ``param`` leaves this range (it may turn back at folds in between).
         init: a state ``(D,)`` near a fixed point at ``param = start``.
         x: the constant input ``(n_in,)``; None is zero input.
-        step: initial arclength step (default ``|stop - start| / 100``); the step
-            adapts between ``step / 1e4`` and ``10 step``.
+        step: initial arclength step in units of ``param`` (default
+            ``|stop - start| / 100``; the state is scaled to span about as
+            much, see the module docstring); the step adapts between
+            ``step / 1e4`` and ``10 step``.
         max_points: the most points on the branch.
 
-    The model's parameter is restored when the function returns.
+    Warns when the step cannot be resolved: the corrector fails even at the
+    smallest step, or the stability changes between two points without a
+    located bifurcation. The model's parameter is restored when the function
+    returns.
     """
     check_model(model)
-    if not (isinstance(span, (tuple, list)) and len(span) == 2
-            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in span)):
-        raise ValueError(f"span must be (start, stop) with two finite numbers; got {span!r}")
-    start, stop = float(span[0]), float(span[1])
+    ends = [_as_float(v) for v in span] if isinstance(span, (tuple, list)) and len(span) == 2 else [None]
+    if None in ends:
+        raise ValueError(f"span must be (start, stop) with two finite numbers (or 0-d tensors); got {span!r}")
+    start, stop = ends
     if start == stop:
         raise ValueError(f"span must have start != stop; got {span!r}")
     y0 = flat_states(model, init, "init")
@@ -181,106 +259,122 @@ def continuation(
         raise ValueError(f"init must be one state (D,); got {y0.shape[0]} states")
     xc = constant_input(model, x, 1).clone()
     sweep = resolve(model, param, xc)
-    step = abs(stop - start) / 100 if step is None else float(step)
-    if not (math.isfinite(step) and step > 0):
+    h = abs(stop - start) / 100 if step is None else _as_float(step)
+    if h is None or h <= 0:
         raise ValueError(f"step must be a positive number; got {step!r}")
     if not (isinstance(max_points, int) and max_points >= 2):
         raise ValueError(f"max_points must be an int >= 2; got {max_points!r}")
-    original = sweep.get()
+    saved = sweep.save()
     try:
-        return _continue(_System(model, sweep, xc, t), param, start, stop, y0, step, max_points,
-                         dict(model.state_shapes))
+        system = _System(model, sweep, xc, t, 1.0)
+        y, q, _ = _damped_newton(model, y0, system.at(start), t, 1e-24, 100)
+        if not float(q[0]) < 1e-16:
+            raise ValueError(f"init is not near a fixed point at {param}={start:g} (q = {float(q[0]):.3g} after "
+                             "Newton); start from a fixed point, e.g. one from find_fixed_points")
+        system.scale = abs(stop - start) / max(1.0, float(y.abs().max()))
+        return _continue(system, param, start, stop, y[0], h, max_points, dict(model.state_shapes))
     finally:
-        sweep.set(original)
+        sweep.restore(saved)
 
 
 def _continue(system: _System, name: str, start: float, stop: float, y0: Tensor, step: float, max_points: int,
               shapes: dict) -> Branch:
     lo, hi = min(start, stop), max(start, stop)
-    drive = system.at(start)
-    y, q, _ = _damped_newton(system.model, y0, drive, system.t, 1e-24, 100)
-    if not float(q[0]) < 1e-16:
-        raise ValueError(f"init is not near a fixed point at {name}={start:g} (q = {float(q[0]):.3g} after Newton); "
-                         "start from a fixed point, e.g. one from find_fixed_points")
-    u = torch.cat([y[0], y.new_tensor([start])])
+    u = torch.cat([system.scale * y0, y0.new_tensor([start])])
     e_p = torch.zeros_like(u)
     e_p[-1] = 1.0
     tau, eig = system.tangent(u, e_p)
     if (float(tau[-1]) < 0) == (stop > start):
         tau = -tau
-    points, tangents = [u], [tau]
-    eigs = [eig]
+    points, eigs = [u], [eig]
     bifurcations: list[Bifurcation] = []
     h, h_min, h_max = step, step * 1e-4, step * 10
     while len(points) < max_points:
-        new = system.correct(u + h * tau, tau)
-        if new is None or float((new - u).norm()) > 3 * h:
+        trial = _step(system, u, tau, h, lo, hi, e_p)
+        if trial is not None:
+            new, new_tau, new_eig, iterations = trial
+            kinds, resolved = _events(tau, new_tau, eig, new_eig)
+            if not resolved and h / 2 >= h_min:
+                trial = None  # no single bifurcation explains the step: take a shorter one
+        if trial is None:
             h /= 2
             if h < h_min:
                 warnings.warn(f"continuation stopped at {name}={float(u[-1]):g}: the corrector fails even at "
                               f"step {h:.3g} (a branch point or a singular Jacobian)", stacklevel=3)
                 break
             continue
-        new_tau, new_eig = system.tangent(new, tau)
-        if not torch.isfinite(new).all():
-            raise DivergenceError(f"continuation produced a non-finite state at {name}={float(u[-1]):g}")
-        p_new = float(new[-1])
-        if not lo <= p_new <= hi:
-            end = hi if p_new > hi else lo
-            new = _land(system, u, tau, h, end)
-            new_tau, new_eig = system.tangent(new, tau)
-        bifurcations += _locate(system, u, tau, h, eigs[-1], new_eig, tangents[-1], new_tau, len(points) - 1)
+        found = _locate(system, u, tau, float(tau @ (new - u)), kinds, len(points) - 1)
+        n_a, n_b = _unstable(eig), _unstable(new_eig)
+        if abs(n_b - n_a) != sum(_CHANGE[b.kind] for b in found):
+            warnings.warn(f"the stability changed between {name}={float(u[-1]):g} and {float(new[-1]):g} "
+                          f"({n_a} -> {n_b} eigenvalues with Re > 0) without a located bifurcation that explains "
+                          f"it (a degenerate point, or bifurcations closer than the smallest step {h:.3g})",
+                          stacklevel=3)
+        bifurcations += found
         points.append(new)
-        tangents.append(new_tau)
         eigs.append(new_eig)
-        if not lo <= p_new <= hi:
+        if not lo < float(new[-1]) < hi:
             break
-        u, tau, h = new, new_tau, min(h * 1.3, h_max)
+        u, tau, eig = new, new_tau, new_eig
+        if iterations <= _EASY:
+            h = min(h * 1.3, h_max)
     else:
         warnings.warn(f"continuation reached max_points={max_points} at {name}={float(u[-1]):g} before leaving "
                       f"the span; raise max_points or step", stacklevel=3)
     U = torch.stack(points)
     E = torch.stack(eigs)
-    return Branch(name=name, params=U[:, -1], states=U[:, :-1], eigvals=E, stable=is_stable(E),
+    return Branch(name=name, params=U[:, -1], states=U[:, :-1] / system.scale, eigvals=E, stable=is_stable(E),
                   bifurcations=bifurcations, shapes=shapes)
 
 
-def _land(system: _System, u: Tensor, tau: Tensor, h: float, end: float) -> Tensor:
-    """The branch point between ``u`` and arclength ``h`` along ``tau`` where ``p == end``."""
-    s = brentq(lambda s: float(system.correct(u + s * tau, tau)[-1]) - end, 0.0, h, xtol=1e-14)
-    return system.correct(u + s * tau, tau)
+def _step(system: _System, u: Tensor, tau: Tensor, h: float, lo: float, hi: float,
+          e_p: Tensor) -> tuple[Tensor, Tensor, Tensor, int] | None:
+    """One predictor-corrector step (landing on ``p = lo`` or ``hi`` when it leaves the span); None if rejected.
 
-
-def _locate(system: _System, u: Tensor, tau: Tensor, h: float, eig_a: Tensor, eig_b: Tensor, tau_a: Tensor,
-            tau_b: Tensor, index: int) -> list[Bifurcation]:
-    """Folds and Hopf points between ``u`` and the next point (at arclength ``h`` along ``tau``)."""
-    found = []
-
-    def point(s: float) -> Tensor:
-        return system.correct(u + s * tau, tau)
-
-    def fold_test(s: float) -> float:
-        return float(system.tangent(point(s), tau)[0][-1])
-
-    def hopf_test(s: float) -> float:
-        v = point(s)
-        return _hopf_test(_eigvals(system.field(v[:-1], float(v[-1]))[1]))
-
-    tests = []
-    if float(tau_a[-1]) * float(tau_b[-1]) < 0:
-        tests.append(("fold", fold_test))
-    ha, hb = _hopf_test(eig_a), _hopf_test(eig_b)
-    unstable_a, unstable_b = int((eig_a.real > 0).sum()), int((eig_b.real > 0).sum())
-    if ha * hb < 0 and abs(unstable_a - unstable_b) == 2:
-        tests.append(("hopf", hopf_test))
-    for kind, test in tests:
+    Returns the new point, its tangent and eigenvalues, and the corrector's iterations.
+    """
+    pred = u + h * tau
+    try:
+        new, iterations = system.correct(pred, tau)
+    except _NotConverged:
+        return None
+    if float((new - pred).norm()) > _MAX_OFFSET * h:
+        return None  # the corrector went far off the predictor: likely onto another branch
+    p_u, p_new = float(u[-1]), float(new[-1])
+    if not lo <= p_new <= hi:
+        end = hi if p_new > hi else lo
+        target = u + (end - p_u) / (p_new - p_u) * (new - u)
+        target[-1] = end
         try:
-            s = brentq(test, 0.0, h, xtol=1e-14, rtol=1e-14)
-        except (ValueError, RuntimeError, TypeError):
-            continue  # the test function is not continuous across the interval
-        v = point(s)
-        lam = _eigvals(system.field(v[:-1], float(v[-1]))[1])
+            new = system.correct(target, e_p)[0]
+        except _NotConverged:
+            return None
+    new_tau, new_eig = system.tangent(new, tau)
+    if float(tau @ new_tau) < math.cos(_MAX_TURN):
+        return None
+    return new, new_tau, new_eig, iterations
+
+
+def _locate(system: _System, u: Tensor, tau: Tensor, h: float, kinds: list[str], index: int) -> list[Bifurcation]:
+    """The bifurcations of ``kinds`` between ``u`` and the next point (at arclength ``h`` along ``tau``)."""
+
+    def eigvals(s: float) -> Tensor:
+        return _eigvals(system.field(system.point(u, tau, s))[1])
+
+    tests = {
+        "fold": lambda s: float(system.tangent(system.point(u, tau, s), tau)[0][-1]),
+        "branch point": lambda s: _nearest(eigvals(s), False),
+        "hopf": lambda s: _nearest(eigvals(s), True),
+    }
+    found = []
+    for kind in kinds:
+        try:
+            s = brentq(tests[kind], 0.0, h, xtol=1e-14, rtol=1e-14)
+            v = system.point(u, tau, s)
+        except (ValueError, RuntimeError, _NotConverged):
+            continue  # the test function is not continuous or the corrector fails: warned by the caller
+        lam = _eigvals(system.field(v)[1])
         freq = float(lam.imag[lam.real.abs().argmin()].abs()) if kind == "hopf" else None
-        found.append(Bifurcation(kind=kind, param=float(v[-1]), state=v[:-1], eigvals=lam, index=index,
+        found.append(Bifurcation(kind=kind, param=float(v[-1]), state=system.state(v), eigvals=lam, index=index,
                                  frequency=freq))
     return found

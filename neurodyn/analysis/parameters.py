@@ -6,7 +6,8 @@ A name is one of:
   ``"recurrent.weight[0, 1]"``): built-in classic models and ``Equations``
   keep their parameters as named tensors; ``name[i]`` or ``name[i, j]`` picks
   one element of a tensor;
-* a numeric (int/float) attribute of the model;
+* a numeric (int/float) attribute of the model (set as a float), or a
+  floating tensor attribute (set in place, keeping its dtype and device);
 * ``"x[i]"``: component ``i`` of the constant input ``x``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -39,17 +41,36 @@ class SweptParameter:
         return float(getattr(self.model, self.attr))
 
     def set(self, value: float) -> None:
+        """Set the value: in place in the tensor (its dtype and device kept), else as a float attribute."""
         if self.tensor is not None:
             with torch.no_grad():
                 self.tensor[self.index] = value
         else:
-            setattr(self.model, self.attr, type(getattr(self.model, self.attr))(value))
+            setattr(self.model, self.attr, float(value))
+
+    def save(self) -> Any:
+        """The current value as it is stored (an int attribute stays an int), for :meth:`restore`."""
+        return self.get() if self.tensor is not None else getattr(self.model, self.attr)
+
+    def restore(self, saved: Any) -> None:
+        if self.tensor is not None:
+            self.set(saved)
+        else:
+            setattr(self.model, self.attr, saved)
+
+
+def _tensors(model: Model) -> dict[str, Tensor]:
+    """The model's parameters and buffers by dotted name, and its public plain tensor attributes."""
+    tensors = {k: v for k, v in vars(model).items() if isinstance(v, Tensor) and not k.startswith("_")}
+    tensors.update(model.named_parameters())
+    tensors.update(model.named_buffers())
+    return tensors
 
 
 def valid_names(model: Model) -> list[str]:
     """The names :func:`resolve` accepts (``[...]`` marks indexable tensors)."""
     names = []
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+    for name, tensor in _tensors(model).items():
         if torch.is_floating_point(tensor):
             names.append(name if tensor.dim() == 0 or tensor.numel() == 1 else f"{name}[...]")
     names += [k for k, v in vars(model).items()
@@ -65,8 +86,7 @@ def resolve(model: Model, name: str, x: Tensor) -> SweptParameter:
     if not isinstance(name, str):
         raise TypeError(f"param must be a str naming a model parameter; got {type(name).__name__}")
     match = _INDEXED.match(name)
-    tensors = dict(model.named_parameters())
-    tensors.update(model.named_buffers())
+    tensors = _tensors(model)
     if match:
         base, index_text = match.group(1), match.group(2)
         index = tuple(int(i) for i in index_text.split(",")) if index_text else ()
