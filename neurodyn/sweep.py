@@ -4,6 +4,12 @@ The primer's advice (Sec. 5): when training a network supports a scientific clai
 the hyperparameters and seeds to find which conditions are necessary and sufficient.
 ``sweep(fn, grid)`` calls ``fn(config) -> dict`` once per config, in parallel, and writes
 one JSON file per config (atomically) so that an interrupted sweep resumes where it stopped.
+
+Records are standard JSON: numpy scalars and 0-d arrays/tensors become Python numbers
+(``.item()``), and a NaN or infinite metric is stored as ``null`` with a warning (JSON has
+no NaN). ``SweepResult.rows()`` never drops a key: a result key that clashes with a config
+key or with the ``status``/``error`` columns is renamed ``result.<key>``, a config key named
+``status``/``error`` is renamed ``config.<key>``.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import pickle
+import re
 import sys
 import tempfile
 import time
@@ -25,15 +33,21 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .errors import ArgumentTypeError
 
 BACKENDS = ("local", "ray")
+STATUS_COLUMNS = ("status", "error")  # the columns rows() adds after a config's and result's keys
+RECORD_NAME = re.compile(r"[0-9a-f]{16}\.json")  # <config_key>.json
+WORKER_DIED = ("the worker process died while running this config (killed by a signal, os._exit, a crash in "
+               "native code, or out of memory)")
 Config = dict[str, Any]
 
 
@@ -61,7 +75,8 @@ class SweepResult:
     """All records of a sweep, in grid order.
 
     ``rows()`` is the pandas-free table (one flat dict per config: the config's keys,
-    the result's keys, ``status`` and ``error``); ``to_csv(path)`` writes it.
+    the result's keys, ``status`` and ``error``; no key is lost, see :meth:`rows`);
+    ``to_csv(path)`` writes it.
     """
 
     records: list[SweepRecord]
@@ -83,21 +98,30 @@ class SweepResult:
         return [r for r in self.records if r.status != "ok"]
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per config; a result key that clashes with a config key becomes ``result.<key>``."""
+        """One flat dict per config: its config's keys, its result's keys, then ``status`` and ``error``.
+
+        No key is lost: a result key that clashes with a config key or with ``status``/``error``
+        becomes ``result.<key>``, a config key named ``status``/``error`` becomes ``config.<key>``
+        (prefixed again while the name is still taken).
+        """
         rows = []
         for rec in self.records:
-            row = dict(rec.config)
-            for k, v in (rec.result or {}).items():
-                row[f"result.{k}" if k in rec.config else k] = v
+            row: dict[str, Any] = {}
+            for prefix, part in (("config.", rec.config), ("result.", rec.result or {})):
+                for k, v in part.items():
+                    name = k
+                    while name in row or name in STATUS_COLUMNS:
+                        name = prefix + name
+                    row[name] = v
             row.update(status=rec.status, error=rec.error)
             rows.append(row)
         return rows
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :meth:`rows` as CSV (atomically); lists and dicts are written as JSON text."""
+        path = _check_table_path(path)
         rows = self.rows()
         columns = list(dict.fromkeys(k for row in rows for k in row))
-        path = Path(path)
 
         def write(f) -> None:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
@@ -110,9 +134,14 @@ class SweepResult:
 
     @classmethod
     def load(cls, out: str | os.PathLike) -> SweepResult:
-        """Read every record file of a sweep folder (sorted by file name)."""
+        """Read the record files (``<16 hex digits>.json``) of a sweep folder, sorted by file name.
+
+        Other files in the folder are ignored; an unreadable (e.g. truncated) record is skipped
+        with a warning, as a resumed sweep runs its config again.
+        """
         folder = _check_out(out, create=False)
-        return cls([_read_record(p) for p in sorted(folder.glob("*.json"))], out=folder)
+        records = (_read_record(p) for p in sorted(folder.glob("*.json")) if RECORD_NAME.fullmatch(p.name))
+        return cls([r for r in records if r is not None], out=folder)
 
 
 def sweep(
@@ -129,8 +158,10 @@ def sweep(
     Args:
         fn: ``fn(config) -> dict`` of JSON-serializable metrics. For ``backend="local"``
             it must be picklable by reference (a module-level function of an importable module).
-        grid: a dict of lists (their Cartesian product, in key order) or a list of config dicts.
-            Configs must be JSON-serializable and distinct.
+        grid: a dict of value lists (their Cartesian product, in key order; any finite iterable
+            works: list, tuple, range, 1-D numpy array or tensor) or a list of config dicts.
+            Configs must be JSON-serializable and distinct; they are passed to ``fn`` in their
+            JSON form (numpy/torch scalars as Python numbers, tuples as lists).
         backend: ``"local"`` (a forkserver, or spawn, process pool on this machine; each worker
             gets ``cpu_count // max_workers`` torch threads) or ``"ray"`` (connects
             to the cluster in ``RAY_ADDRESS`` if set, reuses a running ``ray.init``, else starts
@@ -138,34 +169,47 @@ def sweep(
         max_workers: parallel configs at most (default: the CPU count / the cluster's capacity).
         out: folder for one ``<key>.json`` record per config (created if missing); None keeps
             the results in memory only.
-        resume: skip configs whose record in ``out`` says "ok" (failed ones are run again).
+        resume: skip configs whose record in ``out`` says "ok" (failed ones, and unreadable
+            record files, with a warning, are run again).
 
     A config whose ``fn`` raises, returns a non-JSON-serializable result, or kills its worker
-    process is recorded as failed with the traceback; the others still run. A warning
-    summarizes the failures. Returns a :class:`SweepResult` in grid order.
+    process is recorded as failed with the traceback; the others still run, and each config
+    runs once (no retries, on either backend). Numpy scalars and 0-d arrays/tensors in the
+    result become Python numbers; NaN and infinite values are stored as ``None`` (JSON
+    ``null``). Warnings summarize the failures and the non-finite metrics. Returns a
+    :class:`SweepResult` in grid order.
     """
     if not callable(fn):
         raise ArgumentTypeError(f"fn must be callable, fn(config) -> dict; got {type(fn).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}; got {backend!r}")
-    if max_workers is not None and not (isinstance(max_workers, int) and max_workers >= 1):
+    if max_workers is not None and not (isinstance(max_workers, int) and not isinstance(max_workers, bool)
+                                        and max_workers >= 1):
         raise ValueError(f"max_workers must be a positive int or None; got {max_workers!r}")
+    if not isinstance(resume, bool):
+        raise ArgumentTypeError(f"resume must be True or False; got {resume!r}")
     configs = expand_grid(grid)
     folder = None if out is None else _check_out(out, create=True)
     done: dict[str, SweepRecord] = {}
     if folder is not None and resume:
         for cfg in configs:
             path = folder / f"{config_key(cfg)}.json"
-            if path.is_file():
-                rec = _read_record(path)
-                if rec.status == "ok":
-                    done[rec.key] = rec
+            rec = _read_record(path) if path.is_file() else None
+            if rec is not None and rec.status == "ok":
+                done[rec.key] = rec
     todo = [c for c in configs if config_key(c) not in done]
+    nonfinite: list[str] = []
 
     with tqdm(total=len(configs), initial=len(done), desc="sweep", disable=None) as bar:
         def record(rec: SweepRecord) -> None:
+            if rec.result is not None:
+                paths: list[str] = []
+                rec = replace(rec, result=_null_nonfinite(rec.result, "", paths))
+                if paths:
+                    nonfinite.append(f"{rec.config} {', '.join(paths)}")
             if folder is not None:
-                atomic_write(folder / f"{rec.key}.json", lambda f: json.dump(rec.to_json(), f, indent=1))
+                atomic_write(folder / f"{rec.key}.json",
+                             lambda f: json.dump(rec.to_json(), f, indent=1, allow_nan=False))
             done[rec.key] = rec
             bar.update()
 
@@ -176,6 +220,10 @@ def sweep(
                 _run_ray(fn, todo, max_workers, record)
 
     result = SweepResult([done[config_key(c)] for c in configs], out=folder, skipped=len(configs) - len(todo))
+    if nonfinite:
+        warnings.warn(f"{len(nonfinite)} sweep configs returned NaN or infinite metrics, stored as None (JSON "
+                      f"null; standard JSON has no NaN): {'; '.join(nonfinite[:3])}"
+                      f"{'; ...' if len(nonfinite) > 3 else ''}", RuntimeWarning, stacklevel=2)
     if result.failed:
         first = result.failed[0]
         warnings.warn(f"{len(result.failed)} of {len(result)} sweep configs failed (see SweepResult.failed); "
@@ -185,13 +233,11 @@ def sweep(
 
 
 def expand_grid(grid: Any) -> list[Config]:
-    """The list of configs of a dict of lists (Cartesian product) or a list of dicts, validated."""
+    """The list of configs of a dict of value lists (Cartesian product) or a list of dicts, validated
+    and in JSON form (numpy/torch scalars as Python numbers, tuples as lists)."""
     if isinstance(grid, Mapping):
-        for k, values in grid.items():
-            if not isinstance(values, (list, tuple)):
-                raise ArgumentTypeError(f"grid[{k!r}] must be a list of values; got {type(values).__name__} "
-                                        f"(wrap a fixed value in a list: [{values!r}])")
-        configs = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else []
+        axes = [_grid_values(k, values) for k, values in grid.items()]
+        configs = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*axes)] if grid else []
     elif isinstance(grid, Iterable) and not isinstance(grid, (str, bytes)):
         configs = list(grid)
         for i, cfg in enumerate(configs):
@@ -209,15 +255,46 @@ def expand_grid(grid: Any) -> list[Config]:
         if bad:
             raise ArgumentTypeError(f"config {i} has non-string keys {bad}; config keys must be str")
         try:
-            key = config_key(cfg)
+            configs[i] = json.loads(json.dumps(cfg, default=_scalar, allow_nan=False))
         except (TypeError, ValueError) as err:
-            raise ArgumentTypeError(f"config {i} ({cfg!r}) is not JSON-serializable ({err}); use numbers, "
+            raise ArgumentTypeError(f"config {i} ({cfg!r}) is not JSON-serializable ({err}); use finite numbers, "
                                     "strings, bools, None, lists and dicts in configs") from None
+        key = config_key(configs[i])
         if key in seen:
             raise ValueError(f"grid has the same config twice (entries {seen[key]} and {i}: {cfg!r}); "
                              "configs must be distinct (add a seed key to repeat a run)")
         seen[key] = i
     return configs
+
+
+def _grid_values(name: str, values: Any) -> list[Any]:
+    """The values of one grid axis: any finite iterable but a string or a dict."""
+    if not isinstance(values, (str, bytes, Mapping)) and isinstance(values, Iterable):
+        try:
+            return list(values)
+        except TypeError:  # a 0-d array or tensor
+            pass
+    raise ArgumentTypeError(f"grid[{name!r}] must be a list of values (or a tuple, range, 1-D array or tensor); got "
+                            f"{type(values).__name__} (wrap a fixed value in a list: [{values!r}])")
+
+
+def _scalar(value: Any) -> Any:
+    """``json.dumps`` default: a numpy scalar or a 0-d array/tensor as its Python number (``.item()``)."""
+    if isinstance(value, np.generic) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 0):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _null_nonfinite(value: Any, path: str, found: list[str]) -> Any:
+    """``value`` with every NaN/inf float (nested in lists and dicts) replaced by None; their paths go to ``found``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append(f"{path}={value}")
+        return None
+    if isinstance(value, list):
+        return [_null_nonfinite(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _null_nonfinite(v, f"{path}.{k}" if path else k, found) for k, v in value.items()}
+    return value
 
 
 def config_key(config: Mapping[str, Any]) -> str:
@@ -235,13 +312,13 @@ def run_config(fn: Callable[[Config], Any], config: Config) -> SweepRecord:
             raise ArgumentTypeError(f"fn must return a dict of metrics; got {type(result).__name__}")
         for k, v in result.items():
             try:
-                json.dumps({k: v})
+                json.dumps({k: v}, default=_scalar)
             except (TypeError, ValueError) as err:
                 raise ArgumentTypeError(
                     f"fn returned a result that is not JSON-serializable: key {k!r} holds a {type(v).__name__} "
                     f"({err}); return plain numbers/lists (e.g. float(x), x.tolist()) or save the object and "
                     "return its path") from None
-        result = json.loads(json.dumps(dict(result)))
+        result = json.loads(json.dumps(dict(result), default=_scalar))  # NaN/inf stay floats until recorded
     except BaseException:  # noqa: B036 - a failing config, whatever it raises, is recorded, never lost
         return SweepRecord(config, "failed", error=traceback.format_exc(), elapsed_s=time.perf_counter() - start)
     return SweepRecord(config, "ok", result=result, elapsed_s=time.perf_counter() - start)
@@ -295,9 +372,7 @@ def _run_local(fn: Callable, configs: list[Config], workers: int, record: Callab
         if suspects is None:
             return
         if len(suspects) == 1:
-            cfg = remaining.pop(suspects[0])
-            record(SweepRecord(cfg, "failed", error="the worker process died while running this config (killed by "
-                                                    "a signal, os._exit, a crash in native code, or out of memory)"))
+            record(SweepRecord(remaining.pop(suspects[0]), "failed", error=WORKER_DIED))
         elif suspects:
             _run_local(fn, [remaining.pop(k) for k in suspects], 1, record)
 
@@ -348,7 +423,7 @@ def _run_ray(fn: Callable, configs: list[Config], max_workers: int | None,
             ray.init(num_cpus=max_workers, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}})
     try:
-        task = ray.remote(num_cpus=1)(run_config)
+        task = ray.remote(num_cpus=1, max_retries=0)(run_config)  # each config runs once, as on the local backend
         fn_ref = ray.put(fn)
         limit = max_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         queue, running = list(configs), {}
@@ -359,9 +434,12 @@ def _run_ray(fn: Callable, configs: list[Config], max_workers: int | None,
             ready, _ = ray.wait(list(running), num_returns=1)
             cfg = running.pop(ready[0])
             try:
-                record(ray.get(ready[0]))
-            except Exception:  # the worker died or the task could not run: this config fails, the others go on
-                record(SweepRecord(cfg, "failed", error=traceback.format_exc()))
+                rec = ray.get(ready[0])
+            except ray.exceptions.WorkerCrashedError:
+                rec = SweepRecord(cfg, "failed", error=WORKER_DIED)
+            except Exception:  # the task could not run: this config fails, the others go on
+                rec = SweepRecord(cfg, "failed", error=traceback.format_exc())
+            record(rec)
     finally:
         if owned:
             ray.shutdown()
@@ -384,9 +462,17 @@ def atomic_write(path: Path, write: Callable[[Any], None], newline: str | None =
 def _check_out(out: Any, *, create: bool) -> Path:
     if not isinstance(out, (str, os.PathLike)):
         raise ArgumentTypeError(f"out must be a folder path (str or Path); got {type(out).__name__}")
+    if not os.fspath(out):
+        raise ValueError("out must be a folder path, e.g. 'sweep_out'; got an empty path (out=None keeps the "
+                         "records in memory only)")
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"out must be a folder; {str(folder)!r} is a file (give a folder path, e.g. 'sweep_out')")
+    for path in (folder, *folder.parents):  # the nearest existing ancestor must be a folder
+        if path.exists():
+            if not path.is_dir():
+                where = "" if path == folder else f", a parent of {str(folder)!r},"
+                raise ValueError(f"out must be a folder; {str(path)!r}{where} is a file (give a folder path, "
+                                 "e.g. 'sweep_out')")
+            break
     if create:
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
@@ -394,22 +480,40 @@ def _check_out(out: Any, *, create: bool) -> Path:
     return folder
 
 
-def _read_record(path: Path) -> SweepRecord:
+def _read_record(path: Path) -> SweepRecord | None:
+    """The record in ``path``; None, with a warning, if the file is not a readable record (e.g. truncated)."""
     try:
         data = json.loads(path.read_text())
         return SweepRecord(data["config"], data["status"], data.get("result"), data.get("error"),
                            data.get("elapsed_s", 0.0))
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a sweep record ({err}); remove it or pick another out folder") from None
+        warnings.warn(f"skipping {path}: not a readable sweep record ({type(err).__name__}: {err}); its config "
+                      "counts as unfinished (a sweep with resume=True runs it again)", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _check_table_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ArgumentTypeError(f"the CSV path must be a non-empty str or Path; got {path!r}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write the CSV table {str(path)!r}: its folder {str(path.parent)!r} does not "
+                         "exist (create it or pick another path)")
+    return path
 
 
 # --- command line ------------------------------------------------------------------------------
 
+SPEC_KEYS = ("fn", "grid", "out", "max_workers", "backend")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ('Run a sweep described by a JSON file: {"fn": "module:function", "grid": {...} or [...], '
-                          '"out": "folder", "max_workers": 4}. The current folder is importable.')
+                          '"out": "folder", "max_workers": 4, "backend": "local"} ("fn" and "grid" required; the '
+                          "options override the file). The current folder is importable.")
     parser.add_argument("config", help="the sweep's JSON file")
-    parser.add_argument("--backend", choices=BACKENDS, default="local", help="process pool or Ray (default local)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help='process pool or Ray (default: the file\'s "backend", else local)')
     parser.add_argument("--max-workers", type=int, default=None, help="parallel configs at most")
     parser.add_argument("--out", default=None, help="record folder (overrides the file's \"out\")")
     parser.add_argument("--no-resume", action="store_true", help="run every config again")
@@ -418,22 +522,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        spec = json.loads(Path(args.config).read_text())
-        if not isinstance(spec, dict) or "fn" not in spec or "grid" not in spec:
-            raise ValueError('the file must hold a JSON object with "fn" and "grid"')
+        spec = _read_spec(Path(args.config))
+        table = None if args.csv is None else _check_table_path(args.csv)
+        out = args.out if args.out is not None else spec.get("out", "sweep_output")
         fn = _import_function(spec["fn"])
-        out = args.out or spec.get("out") or "sweep_output"
-        result = sweep(fn, spec["grid"], backend=args.backend, out=out, resume=not args.no_resume,
-                       max_workers=args.max_workers or spec.get("max_workers"))
+        result = sweep(fn, spec["grid"], backend=args.backend or spec.get("backend", "local"), out=out,
+                       resume=not args.no_resume,
+                       max_workers=args.max_workers if args.max_workers is not None else spec.get("max_workers"))
+        table = result.to_csv(table or Path(out) / "results.csv")
     except (OSError, ValueError, TypeError, ImportError) as err:
         print(f"neurodyn sweep: error: {err}", file=sys.stderr)
         return 2
-    table = result.to_csv(args.csv or Path(out) / "results.csv")
     print(f"{len(result.ok)} ok, {len(result.failed)} failed, {result.skipped} already done; "
           f"records in {out}, table in {table}")
     for rec in result.failed:
         print(f"failed {rec.config}:\n{rec.error}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The sweep file: a JSON object with "fn" and "grid" and only the keys of ``SPEC_KEYS``."""
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(spec, dict) or "fn" not in spec or "grid" not in spec:
+        raise ValueError(f'{path} must hold a JSON object with "fn" and "grid"')
+    unknown = [k for k in spec if k not in SPEC_KEYS]
+    if unknown:
+        raise ValueError(f"{path} has unknown keys {unknown}; the valid keys are {list(SPEC_KEYS)}")
+    if not isinstance(spec.get("out", ""), str):
+        raise ValueError(f'"out" in {path} must be a folder path (a string); got {spec["out"]!r}')
+    return spec
 
 
 def _import_function(ref: Any) -> Callable:
@@ -442,7 +562,10 @@ def _import_function(ref: Any) -> Callable:
     module, name = ref.split(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    fn = getattr(importlib.import_module(module), name, None)
+    try:
+        fn = getattr(importlib.import_module(module), name, None)
+    except Exception as err:  # whatever the module raises at import (a one-line error, not a traceback)
+        raise ValueError(f'cannot import {module!r} for "fn": {type(err).__name__}: {err}') from None
     if not callable(fn):
         raise ValueError(f"{module!r} has no function {name!r}")
     return fn

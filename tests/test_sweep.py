@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import builtins
 import csv
+import dis
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import neurodyn as nd
 from neurodyn import cli
-from neurodyn.sweep import SweepResult, config_key, expand_grid
+from neurodyn.sweep import WORKER_DIED, SweepRecord, SweepResult, config_key, expand_grid, run_config
 
 TESTS = str(Path(__file__).parent)
 CALLS = "NEURODYN_TEST_SWEEP_CALLS"
@@ -37,6 +43,19 @@ def flaky(config: dict) -> dict:
     if x == 4:
         os._exit(3)
     return {"square": x * x}
+
+
+def counted(config: dict) -> dict:
+    """``flaky``, leaving one file per call in $NEURODYN_TEST_SWEEP_CALLS (to count retries)."""
+    Path(os.environ[CALLS], f"{config['x']}_{time.time_ns()}").touch()
+    return flaky(config)
+
+
+def typed(config: dict) -> dict:
+    """The metric types numpy and torch code returns, and non-finite values."""
+    return {"f64": np.float64(1.5), "i64": np.int64(3), "f32": np.float32(0.25), "b": np.bool_(True),
+            "t": torch.tensor(2.0), "t_int": torch.tensor(7), "a0": np.array(4.0),
+            "nan": float("nan"), "inf": np.float32("inf"), "curve": [1.0, -math.inf, np.float64(2.0)]}
 
 
 def logged(config: dict) -> dict:
@@ -123,11 +142,22 @@ def test_resume_false_reruns_everything_and_failed_configs_rerun_on_resume(tmp_p
                                                       "error": None, "elapsed_s": 0.0}))
     (tmp_path / f"{config_key({'x': 2})}.json").write_text(json.dumps(
         {"config": {"x": 2}, "status": "failed", "result": None, "error": "Traceback ...", "elapsed_s": 0.0}))
-    result = nd.sweep(logged, {"x": [1, 2]}, out=tmp_path, max_workers=1)
-    assert [r.result["double"] for r in result] == [99, 4]  # x=1 kept, failed x=2 run again
-    assert sorted(p.name for p in calls.iterdir()) == ["2"]
+    truncated = json.dumps({"config": {"x": 3}, "status": "ok", "result": {"double": 6}, "error": None})
+    (tmp_path / f"{config_key({'x': 3})}.json").write_text(truncated[:len(truncated) // 2])  # a half-written file
+    (tmp_path / "sweep.json").write_text(json.dumps({"fn": "m:f", "grid": {}}))  # not a record: ignored
+    with pytest.warns(RuntimeWarning, match=f"skipping .*{config_key({'x': 3})}.json: not a readable sweep record"):
+        result = nd.sweep(logged, {"x": [1, 2, 3]}, out=tmp_path, max_workers=1)
+    assert [r.result["double"] for r in result] == [99, 4, 6]  # x=1 kept, failed x=2 and truncated x=3 run again
+    assert sorted(p.name for p in calls.iterdir()) == ["2", "3"]
+    assert sorted(r.config["x"] for r in SweepResult.load(tmp_path)) == [1, 2, 3]
+    (tmp_path / f"{config_key({'x': 3})}.json").write_text("{")
+    with pytest.warns(RuntimeWarning, match="not a readable sweep record"):
+        assert sorted(r.config["x"] for r in SweepResult.load(tmp_path)) == [1, 2]
+    for p in calls.iterdir():
+        p.unlink()
     result = nd.sweep(logged, {"x": [1, 2]}, out=tmp_path, max_workers=1, resume=False)
     assert [r.result["double"] for r in result] == [2, 4]
+    assert sorted(p.name for p in calls.iterdir()) == ["1", "2"]
 
 
 def test_bad_input_is_rejected_with_the_fix(tmp_path):
@@ -150,11 +180,79 @@ def test_bad_input_is_rejected_with_the_fix(tmp_path):
         nd.sweep(lambda c: {}, {"a": [1]})
     with pytest.raises(ValueError, match="backend must be one of"):
         nd.sweep(metrics, {"a": [1]}, backend="dask")
-    with pytest.raises(ValueError, match="max_workers"):
-        nd.sweep(metrics, {"a": [1]}, max_workers=0)
+    for workers in (0, True, 2.0):
+        with pytest.raises(ValueError, match="max_workers"):
+            nd.sweep(metrics, {"a": [1]}, max_workers=workers)
+    with pytest.raises(TypeError, match="resume must be True or False"):
+        nd.sweep(metrics, {"a": [1]}, resume="no")
+    with pytest.raises(ValueError, match="out must be a folder path, e.g. 'sweep_out'; got an empty path"):
+        nd.sweep(metrics, {"a": [1], "b": [2]}, out="")
+    with pytest.raises(ValueError, match=r"out must be a folder; '.*file.txt', a parent of '.*sub', is a file"):
+        nd.sweep(metrics, {"a": [1], "b": [2]}, out=a_file / "sub")
     with pytest.raises(TypeError, match="fn must be callable"):
         nd.sweep("metrics", {"a": [1]})
     assert expand_grid({"a": (1, 2), "b": ["u"]}) == [{"a": 1, "b": "u"}, {"a": 2, "b": "u"}]
+
+
+def test_grids_of_ranges_arrays_and_tensors_give_plain_python_configs():
+    grid = expand_grid({"seed": range(2), "g": np.linspace(0.5, 2, 4), "n": list(np.array([64, 128])),
+                        "w": torch.tensor([0.25]), "on": (np.bool_(True),), "k": (x for x in "ab")})
+    assert len(grid) == 2 * 4 * 2 * 1 * 1 * 2
+    assert grid[-1] == {"seed": 1, "g": 2.0, "n": 128, "w": 0.25, "on": True, "k": "b"}
+    assert {type(v) for cfg in grid for v in cfg.values()} == {int, float, bool, str}
+    assert expand_grid([{"shape": (2, np.int64(3))}]) == [{"shape": [2, 3]}]  # the JSON form fn receives
+    assert config_key(expand_grid({"n": np.arange(64, 65)})[0]) == config_key({"n": 64})
+    for value, shown in (("abc", "str"), (3, "int"), ({"x": 1}, "dict"), (np.array(2.0), "ndarray"),
+                         (torch.tensor(1.0), "Tensor")):
+        with pytest.raises(TypeError, match=rf"grid\['v'\] must be a list of values .*got {shown} \(wrap a fixed"):
+            expand_grid({"v": value})
+    with pytest.raises(TypeError, match="config 0 .* not JSON-serializable"):
+        expand_grid({"g": [float("nan")]})
+
+
+def test_numpy_and_torch_scalar_metrics_become_python_numbers_and_non_finite_ones_null(tmp_path):
+    rec = run_config(typed, {})
+    assert rec.status == "ok", rec.error
+    assert rec.result["i64"] == 3 and type(rec.result["i64"]) is int and type(rec.result["t_int"]) is int
+    assert (rec.result["f32"], rec.result["t"], rec.result["a0"], rec.result["b"]) == (0.25, 2.0, 4.0, True)
+    for key, value in {"arr": np.arange(3), "vec": torch.ones(2), "obj": object()}.items():
+        bad = run_config(lambda c, k=key, v=value: {"fine": 1.0, k: v}, {})
+        assert bad.status == "failed" and f"key {key!r} holds a" in bad.error and "not JSON-serializable" in bad.error
+
+    with pytest.warns(RuntimeWarning, match=r"1 sweep configs returned NaN or infinite metrics, stored as None "
+                                            r".*\{'x': 1\} nan=nan, inf=inf, curve\[1\]=-inf"):
+        result = nd.sweep(typed, {"x": [1]}, max_workers=1, out=tmp_path)
+    expected = {"f64": 1.5, "i64": 3, "f32": 0.25, "b": True, "t": 2.0, "t_int": 7, "a0": 4.0,
+                "nan": None, "inf": None, "curve": [1.0, None, 2.0]}
+    assert result.records[0].status == "ok" and result.records[0].result == expected
+    text = next(tmp_path.glob("*.json")).read_text()
+    strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert strict["result"] == expected and SweepResult.load(tmp_path).records[0].result == expected
+
+
+def test_rows_and_csv_never_lose_a_result_key():
+    records = [SweepRecord({"x": 1, "status": "draft"}, "ok", {"x": 99, "error": 0.12, "status": "mine",
+                                                               "result.x": 5, "acc": 0.9}),
+               SweepRecord({"x": 2, "status": "final"}, "failed", error="Traceback ...")]
+    rows = SweepResult(records).rows()
+    assert rows[0] == {"x": 1, "config.status": "draft", "result.x": 99, "result.error": 0.12,
+                       "result.status": "mine", "result.result.x": 5, "acc": 0.9, "status": "ok", "error": None}
+    assert rows[1] == {"x": 2, "config.status": "final", "status": "failed", "error": "Traceback ..."}
+
+
+def test_readme_sweep_example_defines_every_name_it_uses():
+    readme = Path(__file__).parents[1] / "README.md"
+    if not readme.is_file():
+        pytest.skip("no README.md next to tests/")
+    blocks = re.findall(r"```python\n(# experiment\.py\n.*?)```", readme.read_text(), flags=re.S)
+    assert len(blocks) == 1
+    namespace = {"__name__": "experiment"}
+    exec(compile(blocks[0], "experiment.py", "exec"), namespace)
+    used = {i.argval for i in dis.get_instructions(namespace["train"]) if i.opname == "LOAD_GLOBAL"}
+    missing = sorted(n for n in used if n not in namespace and not hasattr(builtins, n))
+    assert missing == [], f"README's experiment.py uses undefined names {missing}"
+    outs = re.findall(r"out=([^,)]+)", blocks[0])
+    assert outs and all("backend" in o for o in outs)  # one record folder per backend: Ray does not skip all
 
 
 def test_cli_runs_a_sweep_file_and_writes_the_table(tmp_path, capsys):
@@ -170,19 +268,49 @@ def test_cli_runs_a_sweep_file_and_writes_the_table(tmp_path, capsys):
     assert '"module:function"' in capsys.readouterr().err
 
 
+def test_cli_rejects_bad_files_and_options_with_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # run() makes the current folder importable
+    Path("broken_sweep_module.py").write_text("raise RuntimeError('import-time failure')\n")
+    good = {"fn": "test_sweep:metrics", "grid": {"a": [2], "b": [5]}, "out": "runs"}
+    cases = [
+        ({**good, "backend": "dask"}, [], "backend must be one of ['local', 'ray']; got 'dask'"),  # "backend" is read
+        ({**good, "max_worker": 2}, [], "unknown keys ['max_worker']; the valid keys are ['fn', 'grid', 'out', "
+                                        "'max_workers', 'backend']"),
+        (good, ["--max-workers", "0"], "max_workers must be a positive int or None; got 0"),
+        (good, ["--csv", "nodir/x.csv"], "folder 'nodir' does not exist"),
+        ({**good, "fn": "broken_sweep_module:f"}, [],
+         "cannot import 'broken_sweep_module' for \"fn\": RuntimeError: import-time failure"),
+        ("{not json", [], "spec.json is not valid JSON (Expecting property name"),
+    ]
+    for spec, options, message in cases:
+        Path("spec.json").write_text(spec if isinstance(spec, str) else json.dumps(spec))
+        assert cli.main(["sweep", "spec.json", *options]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and err.startswith("neurodyn sweep: error:"), err
+    assert not Path("runs").exists()  # every check came before the sweep
+
+
 @pytest.mark.slow  # ray.init and its workers importing torch take 10-30 s
 def test_ray_sweep_matches_the_local_sweep(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    grid = [{"x": x} for x in (0, 1, 2, 5)]
-    with pytest.warns(RuntimeWarning, match="1 of 4"):
-        local = nd.sweep(flaky, grid, max_workers=2, out=tmp_path / "local")
-    with pytest.warns(RuntimeWarning, match="1 of 4"):
-        remote = nd.sweep(flaky, grid, backend="ray", max_workers=2, out=tmp_path / "ray")
+    grid = [{"x": x} for x in (0, 1, 2, 4, 5)]
+    results = {}
+    for side in ("local", "ray"):
+        (tmp_path / f"calls_{side}").mkdir()
+        monkeypatch.setenv(CALLS, str(tmp_path / f"calls_{side}"))
+        with pytest.warns(RuntimeWarning, match="2 of 5"):
+            results[side] = nd.sweep(counted, grid, backend=side, max_workers=2, out=tmp_path / side)
+    local, remote = results["local"], results["ray"]
     assert not ray.is_initialized()  # the sweep started its own local Ray and shut it down
     for a, b in zip(local, remote, strict=True):
         assert (a.config, a.status, a.result) == (b.config, b.status, b.result)
     assert remote.failed[0].error.strip().splitlines()[-1] == "ValueError: boom at x=2"
+    assert remote.failed[1].error == local.failed[1].error == WORKER_DIED  # x=4 killed its worker
+    for side in ("local", "ray"):  # each config ran once: no retry of the crashing one
+        assert sorted(p.name.split("_")[0] for p in (tmp_path / f"calls_{side}").iterdir()) == ["0", "1", "2", "4",
+                                                                                               "5"], side
     names = [sorted(p.name for p in (tmp_path / side).iterdir()) for side in ("ray", "local")]
     assert names[0] == names[1]
 
