@@ -269,3 +269,13 @@ def test_bifurcation_of_the_hopf_normal_form_from_continuation():
     (hopf,) = _gid_lines(ax, "bifurcation-hopf")
     np.testing.assert_allclose(hopf.get_xdata(), [0.0], atol=1e-3)
     assert not _gid_lines(ax, "bifurcation-fold") and ax.get_xlabel() == "mu"
+
+
+def test_bifurcation_marks_branch_points():
+    params = torch.linspace(0, 1, 11)
+    branch = SimpleNamespace(params=params, states=params[:, None] ** 2, stable=params < 0.5,
+                             bifurcations=[SimpleNamespace(kind="branch point", param=0.5, state=torch.tensor([0.25]))])
+    ax = plot.bifurcation(branch)
+    (marker,) = _gid_lines(ax, "bifurcation-branch point")
+    assert marker.get_xdata().tolist() == [0.5] and marker.get_ydata().tolist() == [0.25]
+    plt.close(ax.figure)

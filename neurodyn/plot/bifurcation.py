@@ -11,15 +11,17 @@ from ._common import axes, to_numpy
 BIFURCATION_STYLES = {
     "fold": {"marker": "s", "color": "tab:red", "label": "fold (limit point)"},
     "hopf": {"marker": "*", "color": "tab:blue", "label": "Hopf", "markersize": 12},
+    "branch point": {"marker": "D", "color": "tab:green", "label": "branch point"},
 }
 
 
 def bifurcation(branch: Any, var: int = 0, *, ax: Any = None, color: str = "black", label: str | None = None) -> Any:
     """A fixed-point branch against its parameter: stable parts solid, unstable dashed.
 
-    Folds (limit points, a real eigenvalue crossing 0) and Hopf points (a
-    complex pair crossing the imaginary axis) are marked where the branch
-    found them.
+    Folds (limit points, a real eigenvalue crossing 0), Hopf points (a
+    complex pair crossing the imaginary axis) and branch points (a real
+    eigenvalue crossing 0 without a fold, e.g. a pitchfork) are marked where
+    the branch found them.
 
     Args:
         branch: a ``Branch`` from ``neurodyn.continuation`` (uses ``.params (P,)``,
@@ -29,7 +31,7 @@ def bifurcation(branch: Any, var: int = 0, *, ax: Any = None, color: str = "blac
     Returns:
         The Axes; branch segments are ``Line2D`` with gid ``"branch-stable"``
         (linestyle ``"-"``) or ``"branch-unstable"`` (``"--"``), bifurcation
-        markers have gid ``"bifurcation-fold"`` / ``"bifurcation-hopf"``.
+        markers have gid ``"bifurcation-fold"`` / ``"bifurcation-hopf"`` / ``"bifurcation-branch point"``.
     """
     params = to_numpy(branch.params).astype(float).reshape(-1)
     states = to_numpy(branch.states).astype(float)
