@@ -24,17 +24,13 @@ def test_numpy_tanh_is_within_two_ulp_of_the_exact_value(dtype):
     assert torch.signbit(numpy_tanh(torch.tensor([-0.0], dtype=dtype)))
 
 
-def test_tanh_differentiates_numpys_values_and_works_under_torch_func():
+def test_tanh_uses_torch_where_autograd_records_and_under_torch_func():
     small = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(tanh, (small,)) and torch.autograd.gradgradcheck(tanh, (small,))
-    large = torch.randn(1024, dtype=torch.float64, requires_grad=True)  # 8 KiB: numpy's route, also recorded
-    assert torch.autograd.gradcheck(tanh, (large,)) and torch.autograd.gradgradcheck(tanh, (large,))
-    z = torch.randn(3, 1024, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(3, 1024, dtype=torch.float64, requires_grad=True)  # large enough for numpy's route
     torch.testing.assert_close(torch.autograd.grad(tanh(z).sum(), z)[0], 1 - torch.tanh(z.detach()) ** 2)
     with torch.no_grad():
         torch.testing.assert_close(tanh(z), torch.tanh(z), rtol=0, atol=1e-15)
-        assert torch.equal(tanh(z), numpy_tanh(z))
-    assert torch.equal(tanh(z).detach(), numpy_tanh(z.detach()))  # a recorded run equals a no-grad run bitwise
     z = z.detach()
     torch.testing.assert_close(vmap(tanh)(z), torch.tanh(z), rtol=0, atol=1e-15)
     expected = torch.diag(1 - torch.tanh(z[0]) ** 2)

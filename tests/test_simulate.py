@@ -271,8 +271,8 @@ def test_cuda_follows_model_device():
 @pytest.mark.parametrize("options", [{}, {"dt": 0.013}, {"solver": "rk4", "dt": 0.02}, {"noise_std": 0.3},
                                      {"noise_std": 0.3, "dt": 0.007}])
 def test_no_grad_run_equals_the_recorded_run(options, activation):
-    # without a graph the states are copied out pass by pass: the same numbers, the same noise, bitwise ("tanh"
-    # takes numpy's tanh in both, recorded or not)
+    # without a graph the states are copied out pass by pass: the same numbers, the same noise (bitwise, except
+    # that "tanh" goes through numpy's tanh where no graph is recorded: within a few ulp)
     model = nd.RateRNN(64, 2, 1, tau=0.1, activation=activation).double()  # 16 x 64 float64: numpy's route
     t = torch.linspace(0, 1, 21, dtype=torch.float64)
     x = torch.randn(16, 21, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -280,5 +280,9 @@ def test_no_grad_run_equals_the_recorded_run(options, activation):
     assert recorded.flat().requires_grad
     with torch.no_grad():
         plain = nd.simulate(model, t, x, generator=torch.Generator().manual_seed(1), **options)
-    assert torch.equal(plain.flat(), recorded.flat().detach())
-    assert torch.equal(plain.outputs, recorded.outputs.detach())
+    if activation == "sigmoid":
+        assert torch.equal(plain.flat(), recorded.flat().detach())
+        assert torch.equal(plain.outputs, recorded.outputs.detach())
+    else:
+        torch.testing.assert_close(plain.flat(), recorded.flat().detach(), rtol=0, atol=1e-13)
+        torch.testing.assert_close(plain.outputs, recorded.outputs.detach(), rtol=0, atol=1e-13)

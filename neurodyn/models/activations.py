@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +12,6 @@ from torch.autograd import forward_ad
 from torch.nn import functional as F
 
 Activation = Callable[[Tensor], Tensor]
-NUMPY_MIN_BYTES = 8192  # below this, numpy's call overhead outweighs its faster tanh
 
 
 def numpy_tanh(z: Tensor) -> Tensor:
@@ -25,9 +23,8 @@ def numpy_tanh(z: Tensor) -> Tensor:
     10 us on 16 384 float32 values, one AVX-512 core), and it dominated a rate-RNN step; on
     smaller tensors numpy's call overhead (~3 us) outweighs the gain.
     """
-    if (z.numel() * z.element_size() < NUMPY_MIN_BYTES or z.device.type != "cpu"
-            or z.dtype not in (torch.float32, torch.float64) or z.requires_grad or type(z) is not Tensor
-            or z.is_neg() or is_functorch_wrapped_tensor(z)
+    if (z.numel() * z.element_size() < 8192 or z.device.type != "cpu" or z.dtype not in (torch.float32, torch.float64)
+            or z.requires_grad or type(z) is not Tensor or z.is_neg() or is_functorch_wrapped_tensor(z)
             or forward_ad._current_level >= 0):  # inside forward-mode AD: z may carry a tangent
         return torch.tanh(z)
     out = torch.empty_like(z)
@@ -35,39 +32,9 @@ def numpy_tanh(z: Tensor) -> Tensor:
     return out
 
 
-class _RecordedTanh(torch.autograd.Function):
-    """:func:`numpy_tanh` with tanh's derivative ``1 - y^2`` from the output (as torch's own tanh)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(z: Tensor) -> Tensor:
-        return numpy_tanh(z.detach())  # detach: z still requires grad in here, which would send it to torch's tanh
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
-        ctx.save_for_backward(output)
-        ctx.save_for_forward(output)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        (y,) = ctx.saved_tensors
-        return grad * (1 - y * y)  # differentiable in y: double backward runs through this Function again
-
-    @staticmethod
-    def jvp(ctx: Any, tangent: Tensor) -> Tensor:
-        (y,) = ctx.saved_tensors
-        return tangent * (1 - y * y)
-
-
 def tanh(z: Tensor) -> Tensor:
-    """The "tanh" activation: :func:`numpy_tanh`, with tanh's derivative where autograd records it.
-
-    The same values with and without a graph, so a recorded run equals a no-grad run bitwise.
-    """
-    if torch.is_grad_enabled() and z.requires_grad:
-        return _RecordedTanh.apply(z) if z.numel() * z.element_size() >= NUMPY_MIN_BYTES else torch.tanh(z)
-    return numpy_tanh(z)
+    """The "tanh" activation: torch's where autograd records it, :func:`numpy_tanh` where it does not."""
+    return torch.tanh(z) if torch.is_grad_enabled() and z.requires_grad else numpy_tanh(z)
 
 
 ACTIVATIONS: dict[str, Activation] = {

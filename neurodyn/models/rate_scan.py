@@ -57,7 +57,7 @@ class _RateScan(torch.autograd.Function):
         states[0] = r0
         Wt, gemm = W.transpose(-1, -2), _gemm(W)
         if match_generic:  # RateRNN.vector_field's and fixed_step.euler's operations, so bitwise equal to them
-            act, weight = f, None
+            act, weight = (torch.tanh if saving and f is tanh else f), None  # the "tanh" activation's choice
         else:  # r + (h / tau) (f(z) - r) as one lerp, and numpy's tanh
             act, weight = (numpy_tanh if f is tanh else f), {step: step / tau for step in set(h)}
         for k in range(steps):
@@ -118,7 +118,7 @@ def rate_scan(r0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, *
     ``drive`` and ``noise`` through the adjoint recurrence of the module docstring.
     ``match_generic`` keeps the forward bitwise equal to the generic loop (RateRNN's
     vector field and Euler steps, which a perturbed copy of the model runs); without it
-    a step is one ``lerp``.
+    a step is one ``lerp`` and tanh goes through numpy's also where a graph is recorded.
     """
     if len(h) != drive.shape[0] or (noise is not None and noise.shape[0] != len(h)):
         raise ValueError(f"drive and noise need one row per step ({len(h)}); got {drive.shape[0]} and "
