@@ -67,7 +67,7 @@ def simulate(
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn.models.Model; got {type(model).__name__}")
     t = _check_times(t, model)
-    _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt)
+    _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt, generator)
     _check_parameters(model)
     switches = model.switch_times(t)
     batch = _batch_size_of(state0)
@@ -132,6 +132,8 @@ def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, d
     if gradient == "adjoint" and (solver in ADAPTIVE or dt is not None):
         times, index = anchored_times(t, anchor_dt or model.timescale)
     params = tuple(p for p in model.parameters() if p.numel())  # torchdiffeq's adjoint breaks on empty tensors
+    if isinstance(drive.table, Tensor) and drive.table.requires_grad and drive.table.numel():
+        params += (drive.table,)  # x enters the vector field as a closure: the adjoint must be told it is an input
     try:
         ys, nfe = integrate_torchdiffeq(rhs, y0, times, method=solver, rtol=rtol, atol=atol,
                                         jump_t=jump_t, max_steps=max_steps,
@@ -166,7 +168,8 @@ def _check_times(t: Any, model: Model) -> Tensor:
     return t
 
 
-def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt) -> None:
+def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt,
+                   generator) -> None:
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {list(SOLVERS)}; got {solver!r}")
     if gradient not in GRADIENTS:
@@ -178,6 +181,9 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
             raise ValueError(f"{name} must be > 0; got {value!r}")
     if not (isinstance(noise_std, (int, float)) and noise_std >= 0):
         raise ValueError(f"noise_std must be >= 0; got {noise_std!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ArgumentTypeError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or "
+                                f"None; got {type(generator).__name__}")
     if noise_std > 0 and (solver != "euler" or gradient == "adjoint"):
         raise ValueError('noise_std > 0 (Euler–Maruyama) needs solver="euler" with gradient "backprop" or "checkpoint"')
     if not (isinstance(max_steps, int) and max_steps > 0):
@@ -204,7 +210,9 @@ def _batch_size_of(state0: Any) -> int | None:
     if state0 is None:
         return None
     if isinstance(state0, Tensor):
-        return state0.shape[0] if state0.dim() >= 1 else None
+        if state0.dim() != 2:
+            raise ValueError(f"a flat state0 must be (B, D); got shape {tuple(state0.shape)} (one state: state0[None])")
+        return state0.shape[0]
     values = list(state0.values()) if isinstance(state0, Mapping) else list(state0)
     return values[0].shape[0] if values and isinstance(values[0], Tensor) and values[0].dim() else None
 

@@ -286,3 +286,49 @@ def test_no_grad_run_equals_the_recorded_run(options, activation):
     else:
         torch.testing.assert_close(plain.flat(), recorded.flat().detach(), rtol=0, atol=1e-13)
         torch.testing.assert_close(plain.outputs, recorded.outputs.detach(), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("constant", [False, True])
+def test_adjoint_gradient_reaches_the_input(constant):
+    """x enters the vector field through the drive: the adjoint must return dL/dx too, equal to backprop's."""
+    model = nd.RateRNN(5, 2, 1, tau=0.2, g=1.2, dtype=f64)
+    t = torch.linspace(0, 0.5, 6, dtype=f64)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 2, dtype=f64, generator=gen) if constant else torch.randn(3, 6, 2, dtype=f64, generator=gen)
+    grads = []
+    for gradient in ("backprop", "adjoint"):
+        x = x0.clone().requires_grad_(True)
+        traj = nd.simulate(model, t, x, solver="dopri5", gradient=gradient, rtol=1e-11, atol=1e-12)
+        (grad,) = torch.autograd.grad(traj.outputs.pow(2).sum(), x)
+        grads.append(grad)
+    assert grads[0].abs().max() > 1e-3
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-9)
+
+
+def test_rk4_adjoint_reads_a_step_input_on_its_own_interval():
+    """torchdiffeq's rk4 evaluates its last stage at t1, where a zero-order hold has already switched: the grid is
+    perturbed so that the stage sees the step's own input (4th order, as the backprop path), not the next one."""
+    model = linear_rnn()
+    t = torch.linspace(0, 1, 11, dtype=f64)
+    x_model = nd.RateRNN(6, 2, tau=0.5, activation="linear", W=model.W.detach(), b=model.b.detach(), dtype=f64)
+    x = torch.randn(2, 11, 2, dtype=f64, generator=torch.Generator().manual_seed(1))
+    reference = nd.simulate(x_model, t, x, solver="dopri5", rtol=1e-12, atol=1e-12)["r"]
+    for gradient in ("backprop", "adjoint"):
+        r = nd.simulate(x_model, t, x, solver="rk4", dt=0.01, gradient=gradient)["r"]
+        assert (r - reference).abs().max() < 1e-6, gradient  # first order (the bug) was 1e-2
+
+
+def test_a_float32_grid_dt_apart_takes_one_step_per_interval():
+    """linspace in float32 puts some intervals 1e-5 (relative) above dt: they must not be split in two."""
+    t = torch.linspace(0, 2, 201)
+    traj = nd.simulate(nd.RateRNN(4, 1), t, torch.zeros(1, 201, 1), dt=0.01)
+    assert traj.nfe == 200
+
+
+def test_rate_rnn_dtype_keeps_tau_exact():
+    assert nd.RateRNN(3, tau=0.1, dtype=f64).tau.flatten()[0].item() == 0.1
+    assert nd.RateRNN(3, tau=torch.tensor(0.1, dtype=f64)).W.dtype == f64  # a float64 tau sets the precision
+    with pytest.raises(ValueError, match=r"a flat state0 must be \(B, D\); got shape \(4,\)"):
+        nd.simulate(nd.RateRNN(4, 2), torch.linspace(0, 1, 3), torch.zeros(3, 3, 2), state0=torch.zeros(4))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        nd.simulate(nd.RateRNN(3), torch.linspace(0, 1, 3), noise_std=0.1, generator=3)

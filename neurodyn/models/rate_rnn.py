@@ -29,7 +29,9 @@ class RateRNN(Model):
     ``W`` is built by the shared :class:`Connectivity`, ``W = M ⊙ S(W~) + W_fix``:
     ``init``, ``mask``/``density``, ``autapses``, ``W_fix`` and Dale's-law
     ``sign`` (+1/-1 per presynaptic unit) have the meaning given there; ``W=``
-    sets the initial ``W~``.
+    sets the initial ``W~``. ``dtype`` (default: that of the tensors given, else
+    torch's default) builds the model in that precision; prefer it to ``.double()``
+    afterwards, which keeps ``tau`` rounded to float32 (0.1 -> 0.10000000149).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class RateRNN(Model):
         W_fix: Tensor | None = None,
         sign: Tensor | None = None,
         learn_tau: bool = False,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("n", n), ("n_in", n_in), ("n_out", n_out)):
@@ -65,7 +68,7 @@ class RateRNN(Model):
         units = getattr(self.activation, "units", None)
         if units is not None and units != n:
             raise ValueError(f"the activation is built for {units} units (e.g. its pool matrix) but n={n}")
-        dtype = infer_dtype(W, W_in, b, W_out, b_out, W_fix)
+        dtype = dtype or infer_dtype(W, W_in, b, W_out, b_out, W_fix, tau if isinstance(tau, Tensor) else None)
         tau = positive_tensor("tau", tau, (n,), dtype)
         if learn_tau:
             self.tau = nn.Parameter(tau)

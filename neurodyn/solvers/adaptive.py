@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
+from .fixed_step import substeps
+
 ADAPTIVE = ("dopri5", "bosh3", "adaptive_heun", "dopri8")
 
 
@@ -52,7 +54,7 @@ def _fixed_grid(dt: float | None):
             return t
         pieces = [t[:1]]
         for a, b in zip(t[:-1], t[1:]):
-            n = max(1, math.ceil(float(b - a) / dt - 1e-9))
+            n = substeps(float(b - a), dt)
             pieces.append(a + (b - a) * torch.arange(1, n + 1, dtype=t.dtype, device=t.device) / n)
         return torch.cat(pieces)
 
@@ -104,7 +106,10 @@ def integrate_torchdiffeq(
     "midpoint", "rk4") for the adjoint, stepped at most ``dt`` apart.
     """
     field = _Field(f)
-    options = {"max_num_steps": max_steps} if method in ADAPTIVE else {"grid_constructor": _fixed_grid(dt)}
+    # a fixed grid evaluates just after t0 and just before t1 (perturb): a zero-order-hold input switching on the
+    # grid is then read on the step's own interval, not the next one (rk4's last stage sits at t1)
+    options = ({"max_num_steps": max_steps} if method in ADAPTIVE
+               else {"grid_constructor": _fixed_grid(dt), "perturb": True})
 
     def solve(y: Tensor, times: Tensor) -> Tensor:
         inside = jump_t[(jump_t > times[0]) & (jump_t <= times[-1])]
