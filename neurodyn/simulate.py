@@ -142,7 +142,10 @@ def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, d
         if "max_num_steps" in str(err):
             raise RuntimeError(f"the {solver} solver hit max_steps={max_steps} ({err}); "
                                "pass a larger max_steps, or loosen rtol/atol") from err
-        raise DivergenceError(f"the {solver} step size underflowed ({err}): the state diverged or the "
+        stuck = getattr(err, "t", None)  # the time the solver could not step past
+        reached = t[t >= stuck] if stuck is not None else t[:0]
+        where = "" if stuck is None else f" before output time t={float(reached[0] if len(reached) else t[-1]):g}"
+        raise DivergenceError(f"the {solver} step size underflowed{where} ({err}): the state diverged or the "
                               "system is too stiff; check the parameters or use a smaller tau-relative dt") from err
     return (ys if index is None else ys[:, index]), nfe
 

@@ -332,3 +332,10 @@ def test_rate_rnn_dtype_keeps_tau_exact():
         nd.simulate(nd.RateRNN(4, 2), torch.linspace(0, 1, 3), torch.zeros(3, 3, 2), state0=torch.zeros(4))
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         nd.simulate(nd.RateRNN(3), torch.linspace(0, 1, 3), noise_std=0.1, generator=3)
+
+
+def test_adaptive_divergence_names_the_output_time_it_did_not_reach():
+    """r' = (50 - 1) r / 0.1 overflows float32 near t = ln(3e38) / 490 = 0.181: dopri5's step underflows there."""
+    model = nd.RateRNN(4, tau=0.1, activation="linear", W=50 * torch.eye(4), bias=False)
+    with pytest.raises(nd.DivergenceError, match=r"underflowed before output time t=0\.2 "):
+        nd.simulate(model, torch.linspace(0, 10, 101), state0=torch.ones(1, 4), solver="dopri5")

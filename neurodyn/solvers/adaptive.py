@@ -28,9 +28,11 @@ class _Field(nn.Module):
         super().__init__()
         self.f = f
         self.nfe = 0
+        self.t = None  # the time of the latest evaluation (where a failed solve got stuck)
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         self.nfe += 1
+        self.t = t
         return self.f(t, y)
 
 
@@ -123,17 +125,21 @@ def integrate_torchdiffeq(
                                   options=dict(options), adjoint_params=trainable)
         return odeint(field, y, times, rtol=rtol, atol=atol, method=method, options=dict(options))
 
-    if gradient == "checkpoint" and torch.is_grad_enabled():
-        seg = max(1, math.isqrt(t.shape[0] - 1))
-        pieces, y = [y0.unsqueeze(0)], y0
-        for start in range(0, t.shape[0] - 1, seg):
-            times = t[start:start + seg + 1]
-            ys = checkpoint(solve, y, times, use_reentrant=False)
-            pieces.append(ys[1:])
-            y = ys[-1]
-        ys = torch.cat(pieces)
-    elif gradient == "adjoint" and torch.is_grad_enabled():
-        ys = _AdjointGuard.apply(lambda y: solve(y, t), y0, *params)
-    else:
-        ys = solve(y0, t)
+    try:
+        if gradient == "checkpoint" and torch.is_grad_enabled():
+            seg = max(1, math.isqrt(t.shape[0] - 1))
+            pieces, y = [y0.unsqueeze(0)], y0
+            for start in range(0, t.shape[0] - 1, seg):
+                times = t[start:start + seg + 1]
+                ys = checkpoint(solve, y, times, use_reentrant=False)
+                pieces.append(ys[1:])
+                y = ys[-1]
+            ys = torch.cat(pieces)
+        elif gradient == "adjoint" and torch.is_grad_enabled():
+            ys = _AdjointGuard.apply(lambda y: solve(y, t), y0, *params)
+        else:
+            ys = solve(y0, t)
+    except AssertionError as err:  # torchdiffeq's checks (step underflow, max steps): keep where the solve stopped
+        err.t = None if field.t is None else float(field.t.detach())
+        raise
     return ys.transpose(0, 1), field.nfe
