@@ -328,6 +328,9 @@ def test_a_float32_grid_dt_apart_takes_one_step_per_interval():
 def test_rate_rnn_dtype_keeps_tau_exact():
     assert nd.RateRNN(3, tau=0.1, dtype=f64).tau.flatten()[0].item() == 0.1
     assert nd.RateRNN(3, tau=torch.tensor(0.1, dtype=f64)).W.dtype == f64  # a float64 tau sets the precision
+
+
+def test_a_one_dimensional_state0_and_a_non_generator_are_named():
     with pytest.raises(ValueError, match=r"a flat state0 must be \(B, D\); got shape \(4,\)"):
         nd.simulate(nd.RateRNN(4, 2), torch.linspace(0, 1, 3), torch.zeros(3, 3, 2), state0=torch.zeros(4))
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
