@@ -56,7 +56,7 @@ def _fixed_grid(dt: float | None):
             return t
         pieces = [t[:1]]
         for a, b in zip(t[:-1], t[1:]):
-            n = substeps(float(b - a), dt)
+            n = substeps(abs(float(b - a)), dt)  # the adjoint's backward solve runs on a decreasing grid
             pieces.append(a + (b - a) * torch.arange(1, n + 1, dtype=t.dtype, device=t.device) / n)
         return torch.cat(pieces)
 
