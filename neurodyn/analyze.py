@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +45,29 @@ def run(args: argparse.Namespace) -> int:
                           dtype=torch.float64)
         if args.starts < 1:
             raise ValueError(f"--starts must be >= 1; got {args.starts}")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out!r} is a file; give a folder for the phase portrait")
+        low, high = _bounds(model, spec.ranges)
     except ValueError as err:
         print(f"neurodyn analyze: error: {err}", file=sys.stderr)
         return 2
     from .analysis.fixed_points import find_fixed_points
 
     x = torch.tensor([list(spec.inputs.values())], dtype=torch.float64)
-    low, high = _bounds(model, spec.ranges)
-    fps = find_fixed_points(model, _starts(low, high, args.starts, args.seed), x=x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no start converging is reported below, with the likely cause
+        fps = find_fixed_points(model, _starts(low, high, args.starts, args.seed), x=x)
+    if not torch.isfinite(fps.start_q).any():
+        print("neurodyn analyze: error: the vector field is NaN or infinite at every start; check the parameters "
+              "(a zero time constant?) and [ranges]", file=sys.stderr)
+        return 1
     print(_report(model, fps, spec))
-    if model.dim == 2 and len(model.state_vars) == 2:
+    if model.dim == 2:
         path = Path(args.out) / f"{Path(args.file).stem}_phase_portrait.png"
         _save_portrait(model, fps, x, (low[0], high[0]), (low[1], high[1]), path)
         print(f"phase portrait: {path}")
+    else:
+        print(f"no phase portrait: the state has {model.dim} dimensions, not 2")
     return 0
 
 

@@ -208,3 +208,12 @@ def test_newton_retires_a_start_stalled_at_a_slow_point():
     assert abs(float(fps.start_states[0, 0]) - 1 / 3) < 1e-3
     assert abs(float(fps.start_q[0]) / ((10 / 9 * 5 / 3) ** 2 / 2) - 1) < 1e-6
     assert fps.iterations < 100  # retired as stalled, long before max_iter
+
+
+@pytest.mark.parametrize("method", ["newton", "adam"])
+def test_a_field_infinite_at_every_start_is_reported_as_such(method):
+    """x/0 is inf: such starts are not iterated (q = inf, not the largest float) and the warning says why."""
+    model = nd.Equations("dx/dt = -x/tau", {"tau": 0.0}, dtype=D64)
+    with pytest.warns(UserWarning, match="NaN or infinite at all 3 starts"):
+        fps = nd.find_fixed_points(model, torch.ones(3, 1, dtype=D64), method=method, max_iter=5)
+    assert len(fps) == 0 and fps.n_unconverged == 3 and torch.isinf(fps.start_q).all()

@@ -71,13 +71,33 @@ def test_param_override_changes_the_fixed_points(tmp_path, capsys):
         (WILSON_COWAN.replace("dE/dt = (-E + FE)/tauE", "dE/dt = (-E + FE)/tauE + q"), [],
          r"line 4: .*unknown symbol 'q'"),
         (WILSON_COWAN.replace("[ranges]", "[limits]"), [], r"unknown section \[limits\]"),
+        (WILSON_COWAN + "V = 0, 1\n", [], r"\[ranges\] names \['V'\], which are not state variables"),
+        (WILSON_COWAN, ["--out", "bad.eqs"], r"--out .*bad.eqs' is a file; give a folder"),
     ],
 )
-def test_errors_exit_with_status_2_and_a_message(tmp_path, capsys, content, args, match):
-    path = tmp_path / "bad.eqs"
-    path.write_text(content)
-    assert main(["analyze", str(path), "--out", str(tmp_path), *args]) == 2
+def test_errors_exit_with_status_2_and_a_message(tmp_path, capsys, content, args, match, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.eqs").write_text(content)
+    assert main(["analyze", "bad.eqs", "--out", str(tmp_path), *args]) == 2
     assert re.search(match, capsys.readouterr().err)
+
+
+def test_a_field_infinite_everywhere_is_an_error_not_zero_fixed_points(tmp_path, capsys):
+    (tmp_path / "net.eqs").write_text("dx/dt = (-x + tanh(y))/tau\ndy/dt = -y/tau\n[params]\ntau = 0.1\n")
+    assert main(["analyze", str(tmp_path / "net.eqs"), "--out", str(tmp_path), "--param", "tau=0"]) == 1
+    assert "NaN or infinite at every start" in capsys.readouterr().err
+
+
+def test_portrait_of_trajectories_that_blow_up_and_of_a_vector_state(tmp_path, capsys):
+    """Lotka-Volterra over the default window (-1, 1): negative populations blow up in finite time; a 2-unit
+    network written as one vector state still gets its portrait."""
+    (tmp_path / "lv.eqs").write_text("dx/dt = x*(1.1 - 0.4*y)\ndy/dt = y*(0.1*x - 0.4)\n")
+    (tmp_path / "net.eqs").write_text("dr/dt = -r + tanh(W @ r)\n[params]\nW = [[1.5, -0.5], [0.8, 1.2]]\n"
+                                      "[sizes]\nr = 2\n")
+    for name in ("lv", "net"):
+        assert main(["analyze", str(tmp_path / f"{name}.eqs"), "--out", str(tmp_path)]) == 0
+        assert (tmp_path / f"{name}_phase_portrait.png").stat().st_size > 0
+    assert "saddle" in capsys.readouterr().out  # Lotka-Volterra's origin
 
 
 def test_file_format_sections_and_line_numbers():

@@ -43,6 +43,7 @@ from neurodyn.equations import Equations
         ("dx/dt = exp", {}, {}, r"line 1: .*the function 'exp' must be called"),
         ("dx/dt = where(x > 0 and x < 1, 1, 0)", {}, {}, r"'and', 'or' and 'not' are not allowed"),
         ("dx/dt = where(0 < x < 1, 1, 0)", {}, {}, r"chained comparisons"),
+        ("dx/dt = where(x, 1, 2)", {}, {}, r"line 1: .*where's first argument must be a comparison"),
         ("dx/dt = 1/0", {}, {}, r"line 1: .*not a finite expression"),
         ("dt/dt = 1", {}, {}, r"line 1: .*'t' is reserved"),
         ("", {}, {}, r"no state variable"),

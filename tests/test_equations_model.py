@@ -348,6 +348,12 @@ def test_functions_and_time_against_torch():
     torch.testing.assert_close(out.y, ref_y, rtol=1e-14, atol=1e-14)
 
 
+def test_where_with_constant_branches_keeps_the_model_precision():
+    model = Equations("dx/dt = where(x > 0.2, 0.1, 0.3)", dtype=F64)
+    out = model.vector_field(0.0, model.State(torch.tensor([[0.0], [1.0]], dtype=F64)), torch.zeros(2, 0, dtype=F64))
+    assert out.x.dtype == F64 and out.x[:, 0].tolist() == [0.3, 0.1]  # not float32's 0.30000001192...
+
+
 def test_simulation_against_analytic_solutions():
     model = Equations("dx/dt = -x/tau + A*cos(w*t)", dict(tau=0.5, A=2.0, w=3.0), dtype=F64)
     t = torch.linspace(0, 2, 41, dtype=F64)

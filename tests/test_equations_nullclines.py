@@ -103,3 +103,15 @@ def test_bad_arguments():
         nullclines(model, "x", "y", (0, 1), (0, 1), resolution=2)
     with pytest.raises(TypeError, match="neurodyn Model"):
         nullclines("dx/dt = -x", "x", "y", (0, 1), (0, 1))
+
+
+def test_poles_are_not_nullclines():
+    """A sign change across a pole is no zero: 1/x - 1 vanishes at x = 1 only; 1/x - y on the hyperbola only."""
+    model = Equations("dx/dt = a/x - b\ndy/dt = -y", params={"a": 1.0, "b": 1.0}, dtype=torch.float64)
+    (line,) = nullclines(model, "x", "y", (-2, 2), (-2, 2))["x"]
+    np.testing.assert_allclose(line[:, 0], 1.0, atol=1e-12)
+    hyperbola = nullclines(Equations("dx/dt = 1/x - y\ndy/dt = x - y", dtype=torch.float64),
+                           "x", "y", (-2, 2), (-2, 2))["x"]
+    assert len(hyperbola) == 2
+    for branch in hyperbola:
+        np.testing.assert_allclose(branch[:, 1], 1 / branch[:, 0], atol=1e-3)

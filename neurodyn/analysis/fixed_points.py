@@ -165,7 +165,10 @@ def find_fixed_points(
     else:
         y, q, iters = _adam(model, y0, drive, t, tol, max_iter, lr)
     ok = q < tol
-    if not ok.any():
+    if not torch.isfinite(q).any():
+        warnings.warn(f"find_fixed_points: the vector field is NaN or infinite at all {len(q)} starts; check the "
+                      "model's parameters (a zero time constant?) and init", stacklevel=2)
+    elif not ok.any():
         warnings.warn(f"find_fixed_points: none of {len(q)} starts reached q < tol={tol:g} in {iters} "
                       f"iterations (smallest q = {float(q.min()):.3g}); raise max_iter or tol"
                       + (", or analyse model.double()" if model.dtype != torch.float64 else ""), stacklevel=2)
@@ -202,7 +205,7 @@ def _unique(y: Tensor, q: Tensor, radius: float) -> Tensor:
 def speed(model: Model, y: Tensor, drive: Tensor, t: float) -> Tensor:
     """``q = 1/2 |F(y)|^2 (B,)`` at the flat states ``y (B, D)`` (NaN/Inf kept as inf)."""
     q = 0.5 * evaluate_field(model, y, drive, t).pow(2).sum(-1)
-    return torch.nan_to_num(q, nan=math.inf)
+    return torch.nan_to_num(q, nan=math.inf, posinf=math.inf)  # (posinf would default to the largest float)
 
 
 @torch.no_grad()
@@ -239,6 +242,8 @@ def _damped_newton(model: Model, y: Tensor, drive: Tensor, t: float, tol: float,
     y = y.clone()
     q = speed(model, y, drive, t)
     idx = torch.nonzero(torch.isfinite(q)).squeeze(1)  # the active starts, with compact copies of their state
+    if not len(idx):
+        return y, q, 0
     ya, qa, da = y[idx], q[idx], drive[idx]
     Fa, steps = _steps(model, ya, da, t)
     radius = 10 * (1 + ya.norm(dim=-1))

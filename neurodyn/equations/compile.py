@@ -257,10 +257,19 @@ class _Compiler:
         def select(env: dict) -> Value:
             value = otherwise(env)
             for e, c in reversed(pieces):
-                value = torch.where(c(env), e(env), value)
+                value = _where(c(env), e(env), value, env)
             return value
 
         return select
+
+
+def _where(cond: Tensor, a: Value, b: Value, env: dict) -> Tensor:
+    """``torch.where`` in the precision of the equations' tensors (with two constant branches torch would
+    pick its default dtype: float32 constants in a float64 model)."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        like = next(v for v in env.values() if isinstance(v, Tensor) and v.is_floating_point())
+        a = torch.tensor(a, dtype=like.dtype, device=like.device)
+    return torch.where(cond, a, b)
 
 
 def _constant(expr: sp.Basic) -> float:

@@ -96,9 +96,16 @@ class x_over_expm1(sp.Function):  # noqa: N801
 
 def where(cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> sp.Expr:
     """``where(cond, a, b)``: ``a`` where ``cond`` holds, else ``b`` (elementwise)."""
-    if not isinstance(cond, (sp.logic.boolalg.Boolean, bool)):
+    if not _is_condition(cond):
         raise TypeError(f"where's first argument must be a comparison such as x > 0; got {cond}")
     return sp.Piecewise((a, cond), (b, True))
+
+
+def _is_condition(cond: object) -> bool:
+    """A comparison, a constant truth value, or and/or/not of conditions (a bare symbol is sympy-Boolean too)."""
+    if isinstance(cond, (bool, sp.logic.boolalg.BooleanAtom, sp.core.relational.Relational)):
+        return True
+    return isinstance(cond, sp.logic.boolalg.BooleanFunction) and all(_is_condition(a) for a in cond.args)
 
 
 #: name in equation text -> (sympy callable, number of arguments; None: two or more)

@@ -14,7 +14,7 @@ grid, one branch per connected contour line.
 from __future__ import annotations
 
 import warnings
-from collections.abc import ItemsView, Iterator
+from collections.abc import Callable, ItemsView, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,24 +115,45 @@ def _grid(spans: list[tuple[float, float]], resolution: int) -> tuple[np.ndarray
     return np.meshgrid(np.linspace(*spans[0], resolution), np.linspace(*spans[1], resolution))
 
 
-def _trace(gx: np.ndarray, gy: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
-    """Zero contour lines of ``z`` on the grid, one array per connected line."""
-    z = np.ma.masked_invalid(z)
-    if z.mask.all():
+def _trace(gx: np.ndarray, gy: np.ndarray, f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """Zero contour lines of ``f`` on the grid, one array per connected line.
+
+    A sign change across a pole (``1/x - y`` at ``x = 0``) also makes a contour line: there ``|f|`` on the
+    line is far above its values at the grid cell's corners, while on a true zero it is far below. Points
+    where it is above are dropped, splitting the line.
+    """
+    z = f(gx, gy)
+    masked = np.ma.masked_invalid(z)
+    if masked.mask.all():
         return []
-    lines = contourpy.contour_generator(gx, gy, z, line_type="Separate").lines(0.0)
-    return [np.asarray(line, dtype=np.float64) for line in lines if len(line) >= 2]
+    lines = contourpy.contour_generator(gx, gy, masked, line_type="Separate").lines(0.0)
+    xs, ys, size = gx[0], gy[:, 0], np.abs(z)
+    out = []
+    for line in lines:
+        line = np.asarray(line, dtype=np.float64)
+        i = np.clip(np.searchsorted(xs, line[:, 0]) - 1, 0, len(xs) - 2)
+        j = np.clip(np.searchsorted(ys, line[:, 1]) - 1, 0, len(ys) - 2)
+        corners = np.nanmax([size[j, i], size[j, i + 1], size[j + 1, i], size[j + 1, i + 1]], axis=0)
+        zero = np.abs(f(line[:, 0], line[:, 1])) <= corners
+        cuts = np.nonzero(np.diff(zero.astype(int)))[0] + 1
+        out.extend(piece for piece, ok in zip(np.split(line, cuts), np.split(zero, cuts), strict=True)
+                   if ok[0] and len(piece) >= 2)
+    return out
 
 
 def _numeric(model: Model, x_var: str, y_var: str, spans, drive, t, resolution) -> dict[str, list[np.ndarray]]:
     gx, gy = _grid(spans, resolution)
-    points = {x_var: gx.ravel(), y_var: gy.ravel()}
-    flat = torch.as_tensor(np.stack([points[n] for n in model.state_vars], 1), dtype=model.dtype, device=model.device)
-    with torch.no_grad():
-        d = model.input_drive(drive.to(model.device, model.dtype).expand(flat.shape[0], -1))
-        field = model.vector_field(torch.as_tensor(t, dtype=model.dtype), unflatten(flat, model), d)
-    values = dict(zip(model.state_vars, (v.reshape(gx.shape).double().cpu().numpy() for v in field), strict=True))
-    return {var: _trace(gx, gy, values[var]) for var in (x_var, y_var)}
+
+    def field(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+        points = {x_var: a.ravel(), y_var: b.ravel()}
+        flat = torch.as_tensor(np.stack([points[n] for n in model.state_vars], 1), dtype=model.dtype,
+                               device=model.device)
+        with torch.no_grad():
+            d = model.input_drive(drive.to(model.device, model.dtype).expand(flat.shape[0], -1))
+            values = model.vector_field(torch.as_tensor(t, dtype=model.dtype), unflatten(flat, model), d)
+        return {n: v.reshape(a.shape).double().cpu().numpy() for n, v in zip(model.state_vars, values, strict=True)}
+
+    return {var: _trace(gx, gy, lambda a, b, var=var: field(a, b)[var]) for var in (x_var, y_var)}
 
 
 def _symbolic(model: Equations, x_var: str, y_var: str, spans, drive, t, resolution) -> dict[str, list[np.ndarray]]:
@@ -188,7 +209,7 @@ def _factor_branches(g: sp.Expr, xs, ys, spans, kinds, gx, gy, var: str) -> list
         return np.broadcast_to(np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value), a.shape)
 
     if free & {xs, ys} == {xs, ys}:
-        return _trace(gx, gy, evaluate(gx, gy))
+        return _trace(gx, gy, evaluate)
     along_x = xs in free
     low, high = spans[0] if along_x else spans[1]
     other = spans[1] if along_x else spans[0]
@@ -205,13 +226,15 @@ def _factor_branches(g: sp.Expr, xs, ys, spans, kinds, gx, gy, var: str) -> list
 
 
 def _roots(f, low: float, high: float, n: int) -> list[float]:
-    """Roots on ``[low, high]`` of ``f`` (vectorized over a 1-D array): exact zeros on a grid, refined sign changes."""
+    """Roots on ``[low, high]`` of ``f`` (vectorized over a 1-D array): exact zeros on a grid, refined sign changes
+    (not poles)."""
     u = np.linspace(low, high, n)
     v = f(u)
     roots = [float(a) for a, b in zip(u, v, strict=True) if b == 0.0]
     finite = np.isfinite(v)
     for i in np.nonzero(finite[:-1] & finite[1:] & (np.sign(v[:-1]) * np.sign(v[1:]) < 0))[0]:
-        roots.append(brentq(lambda a: float(f(np.array([a]))[0]), u[i], u[i + 1], xtol=1e-14,
-                            rtol=4 * np.finfo(float).eps))
+        root = brentq(lambda a: float(f(np.array([a]))[0]), u[i], u[i + 1], xtol=1e-14, rtol=4 * np.finfo(float).eps)
+        if abs(f(np.array([root]))[0]) <= max(abs(v[i]), abs(v[i + 1])):  # a pole changes sign too, |f| soars
+            roots.append(root)
     roots.sort()
     return [r for k, r in enumerate(roots) if k == 0 or r - roots[k - 1] > 1e-12 * max(1.0, abs(r))]

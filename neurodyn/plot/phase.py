@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DivergenceError
 from ..simulate import simulate
 from ..state import unflatten
 from ._common import axes, draw_fixed_points, to_numpy
@@ -41,9 +42,11 @@ def phase_portrait(
         x: constant input ``(n_in,)`` or ``(1, n_in)`` (default zero).
         fixed_points: True to find them with ``find_fixed_points`` from a grid of
             starts in the window, a ``FixedPoints`` to draw, or False/None.
-        nullclines: draw every branch of both nullclines (``neurodyn.nullclines``).
+        nullclines: draw every branch of both nullclines (``neurodyn.nullclines``; models with two
+            scalar state variables, not one of size 2).
         starts: initial states ``(K, 2)`` of sample trajectories, or how many to
-            draw from random starts in the window (0: none).
+            draw from random starts in the window (0: none). One that blows up in
+            finite time is drawn until shortly before.
         duration: how long to integrate them (default 30 x the model's timescale).
         density: arrows per side.
 
@@ -62,7 +65,7 @@ def phase_portrait(
     ax = axes(ax)
     with torch.no_grad():
         _draw_vector_field(ax, model, x, x_range, y_range, density)
-        if nullclines:
+        if nullclines and len(names) == 2:
             _draw_nullclines(ax, model, x, names, x_range, y_range)
         _draw_trajectories(ax, model, x, x_range, y_range, starts, duration, generator)
     if fixed_points is True:
@@ -128,13 +131,21 @@ def _draw_trajectories(ax: Any, model: Any, x: Tensor, x_range, y_range, starts:
     if starts.dim() != 2 or starts.shape[1] != 2:
         raise ValueError(f"starts must be an int or a (K, 2) tensor of initial states; got shape {tuple(starts.shape)}")
     duration = 30.0 * model.timescale if duration is None else duration
-    t = torch.linspace(0.0, duration, 301, device=model.device, dtype=model.dtype)
-    dt = min(duration / 300, model.timescale / 10)
-    traj = simulate(model, t, x.expand(starts.shape[0], -1), starts, solver="rk4", dt=dt)
-    path = to_numpy(traj.flat()).astype(float)
-    for k in range(path.shape[0]):
-        ax.plot(path[k, :, 0], path[k, :, 1], color="tab:purple", linewidth=1.0, alpha=0.8, gid="trajectory")
-        ax.plot(path[k, 0, 0], path[k, 0, 1], marker=".", color="tab:purple", gid="trajectory-start")
+    for start in starts:
+        path = to_numpy(_until_blow_up(model, x, start[None], duration)).astype(float)
+        ax.plot(path[:, 0], path[:, 1], color="tab:purple", linewidth=1.0, alpha=0.8, gid="trajectory")
+        ax.plot(path[0, 0], path[0, 1], marker=".", color="tab:purple", gid="trajectory-start")
+
+
+def _until_blow_up(model: Any, x: Tensor, start: Tensor, duration: float, tries: int = 20) -> Tensor:
+    """The flat path ``(301, 2)`` from ``start (1, 2)`` over ``duration``, halved until no state is infinite."""
+    for _ in range(tries):
+        t = torch.linspace(0.0, duration, 301, device=model.device, dtype=model.dtype)
+        try:
+            return simulate(model, t, x, start, solver="rk4", dt=min(duration / 300, model.timescale / 10)).flat()[0]
+        except DivergenceError:
+            duration /= 2
+    return start
 
 
 def _find_fixed_points(model: Any, x: Tensor, x_range, y_range) -> Any:
