@@ -3,7 +3,9 @@
 import math
 
 import mpmath
+import numpy as np
 import pytest
+import sympy
 import torch
 
 import neurodyn as nd
@@ -172,6 +174,8 @@ def test_x_over_expm1_against_mpmath(dtype, rel):
         ("(x - 0.4)/(exp((x - 0.4)/0.1) - 1)", 0.1, -0.5),
         ("2*(x - 0.4)*y/(1 - exp(-3*(x - 0.4)))", 2 / 3, 1.0),
         ("-(0.4 - x)/(1 - exp(-(x - 0.4)))", 1.0, 0.5),
+        ("(x - 0.4)**2/(1 - exp(-(x - 0.4)))", 0.0, 1.0),  # E^2 / (1 - e^-E) = E B(-E)
+        ("(x - 0.4)*(x + 0.6)/(exp(x - 0.4) - 1)", 1.0, 0.5),  # (E + 1) B(E): 1 at E = 0, slope 1 - 1/2
     ],
 )
 def test_removable_singularity_however_written(rhs, value, slope):
@@ -246,6 +250,20 @@ def test_symbolic_jacobian_matches_autograd_and_finite_differences():
         torch.testing.assert_close(numeric, fd, rtol=1e-6, atol=1e-6)
 
 
+def test_symbolic_forms_lambdify_to_numpy_math_and_mpmath():
+    """sigmoid, relu, softplus and the Bernoulli function print in elementary form for sympy.lambdify."""
+    model = Equations("dx/dt = -x + sigmoid(y) + relu(x - y)\ndy/dt = -y + softplus(x) + x*y/(exp(x*y) - 1)",
+                      dtype=F64)
+    x, y = model.state_symbols
+    state = torch.tensor([[0.3, -0.2], [0.5, 0.7]], dtype=F64)  # (the symbolic form keeps x y / (e^{x y} - 1))
+    auto = jacobian(model, state)
+    for module in ("numpy", "math", "mpmath"):
+        J = sympy.lambdify((x, y), model.symbolic_jacobian().tolist(), module)
+        for k in range(2):
+            numeric = torch.tensor(np.array(J(*state[k].tolist()), dtype=float), dtype=F64)
+            torch.testing.assert_close(numeric, auto[k], rtol=1e-10, atol=1e-12, msg=module)
+
+
 def test_symbolic_jacobian_of_vector_network():
     n = 3
     W = torch.randn(n, n, dtype=F64)
@@ -301,6 +319,13 @@ def test_parameters_by_name_set_params_and_functional_call():
         model.set_params(nope=1.0)
     with pytest.raises(ValueError, match="shape"):
         model.set_params(mu0=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"mu0 has shape \(\); got a tensor of shape \(3,\)"):
+        model.mu0 = torch.tensor([0.1, 0.2, 0.3])
+    model.mu0 = torch.tensor(30.0)  # a float32 tensor takes the model's precision
+    assert model.mu0.dtype == F64
+    torch.testing.assert_close(field(model, state, x), before, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="convert it first"):
+        model.mu0 = torch.nn.Parameter(torch.tensor(30.0))
 
 
 def test_pickle_round_trip(tmp_path):

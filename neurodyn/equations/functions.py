@@ -12,7 +12,19 @@ from __future__ import annotations
 import sympy as sp
 
 
-class sigmoid(sp.Function):  # noqa: N801 - named as written in equations
+class _Elementary(sp.Function):
+    """A function that code printers (``sympy.lambdify`` to numpy, math or mpmath) print in elementary form."""
+
+    def elementary(self) -> sp.Expr:
+        raise NotImplementedError
+
+    def _pythoncode(self, printer: sp.printing.pycode.PythonCodePrinter) -> str:
+        return printer._print(self.elementary())
+
+    _numpycode = _scipycode = _mpmathcode = _lambdacode = _pythoncode
+
+
+class sigmoid(_Elementary):  # noqa: N801 - named as written in equations
     r"""Logistic function ``sigmoid(z) = 1 / (1 + exp(-z))``."""
 
     @classmethod
@@ -26,11 +38,14 @@ class sigmoid(sp.Function):  # noqa: N801 - named as written in equations
     def _eval_rewrite_as_exp(self, z: sp.Expr, **kwargs: object) -> sp.Expr:
         return 1 / (1 + sp.exp(-z))
 
+    def elementary(self) -> sp.Expr:
+        return 1 / (1 + sp.exp(-self.args[0]))
+
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
 
-class relu(sp.Function):  # noqa: N801
+class relu(_Elementary):  # noqa: N801
     r"""Rectifier ``relu(z) = max(z, 0)``; its derivative is ``Heaviside(z)`` with value 0 at 0, as in torch."""
 
     @classmethod
@@ -43,11 +58,14 @@ class relu(sp.Function):  # noqa: N801
     def _eval_rewrite_as_Max(self, z: sp.Expr, **kwargs: object) -> sp.Expr:  # noqa: N802 - sympy's hook name
         return sp.Max(z, 0)
 
+    def elementary(self) -> sp.Expr:
+        return sp.Max(self.args[0], 0)
+
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         return rf"\operatorname{{relu}}\left({printer._print(self.args[0])}\right)"
 
 
-class softplus(sp.Function):  # noqa: N801
+class softplus(_Elementary):  # noqa: N801
     r"""``softplus(z) = log(1 + exp(z))``, derivative ``sigmoid(z)``."""
 
     @classmethod
@@ -59,6 +77,9 @@ class softplus(sp.Function):  # noqa: N801
 
     def _eval_rewrite_as_exp(self, z: sp.Expr, **kwargs: object) -> sp.Expr:
         return sp.log(1 + sp.exp(z))
+
+    def elementary(self) -> sp.Expr:
+        return sp.log(1 + sp.exp(self.args[0]))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
@@ -76,7 +97,7 @@ class matmul(sp.Function):  # noqa: N801
         return " ".join(printer.parenthesize(a, 50) for a in self.args)
 
 
-class x_over_expm1(sp.Function):  # noqa: N801
+class x_over_expm1(_Elementary):  # noqa: N801
     r"""The Bernoulli function ``B(u) = u / (exp(u) - 1)``, with its removable singularity ``B(0) = 1`` filled in."""
 
     @classmethod
@@ -88,6 +109,10 @@ class x_over_expm1(sp.Function):  # noqa: N801
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         u = self.args[0]
         return (sp.exp(u) - 1 - u * sp.exp(u)) / (sp.exp(u) - 1) ** 2
+
+    def elementary(self) -> sp.Expr:
+        u = self.args[0]
+        return sp.Piecewise((1, sp.Eq(u, 0)), (u / (sp.exp(u) - 1), True))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         u = printer._print(self.args[0])

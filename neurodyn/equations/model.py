@@ -173,10 +173,20 @@ class Equations(Model):
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dict__.get("parameter_names", ()) and not isinstance(value, Tensor):
+        """``model.k = 2.0`` sets the value in place (:meth:`set_params`); a tensor replaces the parameter, keeping
+        its graph, after a check of its shape (and, for an ``nn.Parameter``, its dtype and device)."""
+        if name not in self.__dict__.get("parameter_names", ()):
+            super().__setattr__(name, value)
+        elif not isinstance(value, Tensor):
             self.set_params(**{name: value})
         else:
-            super().__setattr__(name, value)
+            current = getattr(self, name)
+            if value.shape != current.shape:
+                raise ValueError(f"{name} has shape {tuple(current.shape)}; got a tensor of shape {tuple(value.shape)}")
+            if isinstance(value, torch.nn.Parameter) and (value.dtype, value.device) != (current.dtype, current.device):
+                raise ValueError(f"{name} is {current.dtype} on {current.device}; got a Parameter of {value.dtype} on "
+                                 f"{value.device} (convert it first, e.g. value.to(model.dtype))")
+            super().__setattr__(name, value if isinstance(value, torch.nn.Parameter) else value.to(current))
 
     # -- symbolic forms -----------------------------------------------------------------------------------
     def symbolic_rhs(self) -> dict[str, sp.Expr]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ast
 import keyword
+import math
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -200,6 +202,9 @@ def _parse_expression(source: str, number: int, raw: str, known: Mapping[str, sp
     if not isinstance(expr, sp.Expr) or expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise line_error(number, raw, f"the right-hand side evaluates to {expr}, not a finite expression; "
                                       "check for division by zero and for comparisons outside where()")
+    if expr.has(sp.I):
+        raise line_error(number, raw, f"the right-hand side evaluates to {expr}, which is complex; check the "
+                                      "constants (the log or square root of a negative number?)")
     return expr
 
 
@@ -234,10 +239,20 @@ class _Checker(ast.NodeVisitor):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             self.fail(f"the constant {node.value!r} is not allowed; only real numbers are")
 
+    def visit_BinOp(self, node: ast.BinOp) -> None:  # noqa: N802
+        try:
+            _constant_value(node)
+        except OverflowError as err:
+            self.fail(f"the constant {err} is beyond float64's range; write a smaller number")
+        self.generic_visit(node)
+
     def visit_Name(self, node: ast.Name) -> None:  # noqa: N802
         name = node.id
         if name.startswith("_"):
             self.fail(f"names starting with '_' (such as {name!r}) are not allowed in equations")
+        if not NAME.match(name):
+            self.fail(f"{name!r} is not a valid name; use ASCII letters, digits and _, starting with a letter "
+                      "(e.g. tau for \u03c4)")
         if name in FUNCTIONS:
             self.fail(f"the function {name!r} must be called, e.g. {name}(x)")
         if name not in self.known:
@@ -265,6 +280,33 @@ class _Checker(ast.NodeVisitor):
                       f"{'' if arity == 1 else 's'}; got {len(node.args)}")
         for arg in node.args:
             self.visit(arg)
+
+
+def _constant_value(node: ast.AST) -> float | None:
+    """The float value of a number-only subtree (None if it holds a name or call); raises OverflowError when
+    it leaves float64's range, before sympy would compute it exactly (``10**10**10`` has 10^10 digits)."""
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _constant_value(node.operand)
+        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow))):
+        return None
+    a, b = _constant_value(node.left), _constant_value(node.right)
+    if a is None or b is None:
+        return None
+    try:
+        value = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+                 ast.Pow: operator.pow}[type(node.op)](a, b)
+    except ZeroDivisionError:
+        return None  # reported as not finite once sympy has built the expression
+    except OverflowError:
+        value = math.inf
+    if isinstance(value, complex):
+        return None  # (-8)**0.5: reported as complex once sympy has built the expression
+    if not math.isfinite(value):
+        raise OverflowError(ast.unparse(node))
+    return value
 
 
 class _Rewriter(ast.NodeTransformer):

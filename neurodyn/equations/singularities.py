@@ -5,8 +5,9 @@ or the Hodgkin–Huxley ``alpha_n(V) = 0.01 (V + 55) / (1 - exp(-(V + 55) / 10))
 are 0/0 where the exponent vanishes, although the function is smooth there.
 Before compiling, every product ``g / (s (exp(E) - 1))`` (``s`` a number; also
 ``1 - K exp(E')``, which is how sympy stores ``1 - exp(E' + log K)`` for a Float
-``log K``) in which ``g = c E`` with ``c`` free of the state, inputs and time is
-rewritten as ``(c / s) B(E)`` with the Bernoulli function ``B(u) = u / (exp(u) - 1)``.
+``log K``) in which ``E`` divides ``g = h E`` (``h`` has no state, input or time
+in a denominator: ``c``, ``x``, ``c y``) is rewritten as ``(h / s) B(E)`` with the
+Bernoulli function ``B(u) = u / (exp(u) - 1)``.
 :func:`x_over_expm1` evaluates ``B`` without NaN in value and gradient:
 the Taylor series ``1 - u/2 + u^2/12 - u^4/720 + u^6/30240 - u^8/1209600``
 for ``|u| <`` 0.1 (float64; 1.0 in lower precision: the next term is below
@@ -25,7 +26,7 @@ from .functions import x_over_expm1 as bernoulli
 
 
 def remove_singularities(expr: sp.Expr, dynamic: set[sp.Symbol]) -> sp.Expr:
-    """``expr`` with every ``c E / (s (exp(E) - 1))`` replaced by ``(c / s) B(E)``; ``dynamic``: state, input, time."""
+    """``expr`` with every ``h E / (s (exp(E) - 1))`` replaced by ``(h / s) B(E)``; ``dynamic``: state, input, time."""
     if not expr.args:
         return expr
     node = expr.func(*(remove_singularities(a, dynamic) for a in expr.args))
@@ -41,21 +42,21 @@ def _rewrite_product(node: sp.Mul, dynamic: set[sp.Symbol]) -> sp.Expr:
         if found is None:
             continue
         exponent, sign = found
-        for j, g in enumerate(factors):
-            if j == i or not (g.free_symbols & dynamic):
-                continue
-            ratio = _constant_ratio(g, exponent, dynamic)
-            if ratio is None:
-                continue
-            rest = [h for k, h in enumerate(factors) if k not in (i, j)]
-            return sp.Mul(*rest, ratio / sign, bernoulli(exponent))
+        varying = [g for j, g in enumerate(factors) if j != i and g.free_symbols & dynamic]
+        ratio = _regular_ratio(sp.Mul(*varying), exponent, dynamic) if varying else None
+        if ratio is None:
+            continue
+        rest = [g for j, g in enumerate(factors) if j != i and g not in varying]
+        return sp.Mul(*rest, ratio / sign, bernoulli(exponent))
     return node
 
 
-def _constant_ratio(g: sp.Expr, e: sp.Expr, dynamic: set[sp.Symbol]) -> sp.Expr | None:
-    """``g / e`` when it is free of the dynamic symbols (comparing Floats to 15 digits), else None."""
+def _regular_ratio(g: sp.Expr, e: sp.Expr, dynamic: set[sp.Symbol]) -> sp.Expr | None:
+    """``g / e`` when ``e`` divides ``g`` (no dynamic symbol left in the denominator; Floats compared to 15
+    digits), else None: ``x^2 / (exp(x) - 1) = x B(x)``."""
     for ratio in (sp.cancel(g / e), sp.cancel(sp.nsimplify(g / e, rational=True))):
-        if not ratio.free_symbols & dynamic and not ratio.has(sp.zoo, sp.nan) and ratio.is_zero is not True:
+        if (not sp.fraction(ratio)[1].free_symbols & dynamic and not ratio.has(sp.zoo, sp.nan)
+                and ratio.is_zero is not True):
             return ratio
     return None
 
