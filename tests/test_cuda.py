@@ -112,3 +112,35 @@ def test_similarity_and_pca_accept_cuda_tensors():
     assert nd.analysis.rsa(R1.cuda(), R2.cuda()) == pytest.approx(nd.analysis.rsa(R1, R2), abs=1e-10)
     proj = nd.pca(R1.cuda(), 3).transform(R1.cuda())
     torch.testing.assert_close(proj.abs().cpu(), nd.pca(R1, 3).transform(R1).abs(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("data", ["task", "recording"])
+def test_fit_resumes_a_cuda_run_from_its_checkpoint(tmp_path, data):
+    """QA: resuming on CUDA raised "RNG state must be a torch.ByteTensor": load_checkpoint(map_location=cuda)
+    had moved the generator states to the GPU. They stay CPU ByteTensors; the resumed run repeats the losses."""
+    from neurodyn.data import synthetic_recording
+    from neurodyn.learning import load_checkpoint
+
+    task = PerceptualDecisionMaking(dt=0.05)
+    if data == "task":
+        source, sizes = task, (task.n_in, task.n_out)
+    else:
+        teacher = nd.RateRNN(6, 2, 3, tau=0.05)
+        source = synthetic_recording(teacher, torch.arange(20) * 0.01, torch.randn(10, 20, 2),
+                                     generator=torch.Generator().manual_seed(0))
+        sizes = (2, 3)
+
+    def model():
+        torch.manual_seed(0)
+        return nd.RateRNN(16, *sizes, tau=0.1).cuda()
+
+    options = {"steps": 4, "lr": 1e-2, "batch_size": 8, "progress": False, "eval_every": 2, "noise_std": 0.05,
+               "loss": "mse" if data == "task" else "poisson"}
+    straight = fit(model(), source, **options)
+    path = tmp_path / "run.pt"
+    first = fit(model(), source, **options, checkpoint=path, callbacks=[lambda step, h, m: step == 2])
+    assert first.steps == 2
+    state = load_checkpoint(path, map_location="cuda")
+    assert state["generator"].device.type == "cpu" and state["noise"].device.type == "cpu"
+    resumed = fit(model(), source, **options, checkpoint=path)
+    assert resumed.loss == straight.loss

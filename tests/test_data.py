@@ -52,16 +52,34 @@ def test_synthetic_recording_matches_simulation_and_poisson_statistics():
     x = torch.randn(1, 20, 2)
     rec = synthetic_recording(model, t, x, n_trials=3000, init_std=0.0, generator=torch.Generator().manual_seed(0))
     traj = simulate(model, t, x)
-    assert torch.allclose(rec.rates, traj.outputs.detach().expand(3000, -1, -1))
+    # the stored rates are the rates the spikes were drawn from: softplus of the readout (spikes/s)
+    expected = np.logaddexp(0.0, traj.outputs.detach().double().numpy())
+    assert np.allclose(rec.rates.double().numpy(), np.broadcast_to(expected, (3000, 20, 3)), rtol=1e-6)
     assert torch.equal(rec.x, x.expand(3000, -1, -1))
-    # counts ~ Poisson(softplus(rate) dt): mean and variance both equal the expected count
-    mu = torch.nn.functional.softplus(rec.rates[0]) * 0.01
+    # counts ~ Poisson(rate dt): mean and variance both equal the expected count
+    mu = rec.rates[0] * 0.01
     mean, var = rec.counts.mean(0), rec.counts.var(0)
     se = (mu / 3000).sqrt()
     assert torch.all((mean - mu).abs() < 5 * se + 1e-3)
     assert torch.allclose(var, mu, rtol=0.25, atol=0.01)
     again = synthetic_recording(model, t, x, n_trials=3000, init_std=0.0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again.counts, rec.counts)
+
+
+def test_synthetic_rates_agree_with_their_counts():
+    """QA: the stored rates were the raw readout (mean 0.011 Hz, negative values) while counts / bin width gave
+    0.79 Hz. Now firing_rates() is the Poisson intensity: non-negative, and counts / bin width average to it."""
+    model = teacher()
+    with torch.no_grad():
+        model.b_out.fill_(0.0)  # readout around 0: softplus matters
+    t = torch.arange(40) * 0.01
+    rec = synthetic_recording(model, t, torch.randn(2000, 40, 2), init_std=0.0,
+                              generator=torch.Generator().manual_seed(0))
+    rates = rec.firing_rates()
+    assert (rates > 0).all()
+    empirical = (rec.counts / 0.01).mean()
+    se = (rates.mean() / 0.01 / rec.counts.numel()).sqrt()  # Poisson: var(count / w) = rate / w per bin
+    assert abs(float(empirical - rates.mean())) < 5 * float(se)
 
 
 def test_synthetic_units_and_initial_states():
@@ -125,3 +143,90 @@ def test_load_foreign_nwb_bins_spike_times(tmp_path):
     assert rec.trials["coherence"].tolist() == [0.5, 0.05]
     with pytest.raises(ValueError, match="bin_width"):
         load_nwb(tmp_path / "foreign.nwb")
+
+
+def _session(tmp_path, name, *, trials, stimulus_start, spikes):
+    nwb = NWBFile(session_description="edge cases", identifier=name, session_start_time=datetime.now(timezone.utc))
+    for start, stop in trials:
+        nwb.add_trial(start_time=start, stop_time=stop)
+    for s in spikes:
+        nwb.add_unit(spike_times=np.array(s))
+    nwb.add_stimulus(TimeSeries(name="x", data=np.arange(1.0, 201.0)[:, None], unit="a.u.", rate=100.0,
+                                starting_time=stimulus_start))
+    with NWBHDF5IO(str(tmp_path / name), "w") as io:
+        io.write(nwb)
+    return tmp_path / name
+
+
+def test_load_nwb_stimulus_before_its_start_is_zero_and_spikes_bin_like_np_histogram(tmp_path):
+    """QA: a stimulus starting after the trial start was back-filled with its first sample; without a trials
+    table the last spike (at the session's last spike time) was dropped: 3 of 4 counted."""
+    path = _session(tmp_path, "late.nwb", trials=[(1.0, 2.0), (3.0, 4.0)], stimulus_start=2.0,
+                    spikes=[[1.05, 1.999, 2.0, 3.5]])
+    rec = load_nwb(path, bin_width=0.1)
+    assert rec.x[0, :, 0].tolist() == [0.0] * 10  # nothing presented before 2.0 s
+    assert rec.x[1, :, 0].tolist() == [101.0 + 10 * k for k in range(10)]  # sample at 3.0 s + k 0.1 s
+    for b, start in enumerate((1.0, 3.0)):
+        expected = np.histogram([1.05, 1.999, 2.0, 3.5], bins=start + np.arange(11) * 0.1)[0]
+        assert rec.counts[b, :, 0].tolist() == expected.tolist()
+    spikes = [0.05, 0.15, 0.55, 0.95, 1.0]
+    path = _session(tmp_path, "session.nwb", trials=[], stimulus_start=0.0, spikes=[spikes])
+    rec = load_nwb(path, bin_width=0.1)
+    assert rec.counts.sum() == 5 and rec.t.shape == (10,)
+    assert rec.counts[0, :, 0].tolist() == np.histogram(spikes, bins=np.arange(11) * 0.1)[0].tolist()
+    rec = load_nwb(_session(tmp_path, "early.nwb", trials=[], stimulus_start=0.0, spikes=[[0.05, 0.93]]),
+                   bin_width=0.1)
+    assert rec.t.shape == (10,) and rec.counts.sum() == 2  # the grid reaches past the last spike
+
+
+def test_load_nwb_rebins_a_neurodyn_file_when_given_bin_width(tmp_path):
+    """QA: bin_width=0.01 was silently ignored for files written by neurodyn (the grid stayed 0.001)."""
+    t = torch.arange(200) * 0.001
+    counts = torch.poisson(torch.full((3, 200, 2), 0.3), generator=torch.Generator().manual_seed(0))
+    rates, x = torch.rand(3, 200, 2), torch.randn(3, 200, 1)
+    save_nwb(Recording(t, rates=rates, counts=counts, x=x), tmp_path / "fine.nwb")
+    coarse = load_nwb(tmp_path / "fine.nwb", bin_width=0.01)
+    assert coarse.t.shape == (20,) and coarse.bin_width == pytest.approx(0.01)
+    assert torch.equal(coarse.counts, counts.reshape(3, 20, 10, 2).sum(2))  # whole fine bins in each coarse one
+    assert torch.equal(coarse.rates, rates[:, ::10]) and torch.equal(coarse.x, x[:, ::10])  # sampled at bin starts
+
+
+def test_nwb_round_trip_of_counts_only_and_unordered_trials(tmp_path):
+    """QA: a counts-only recording came back with float32 counts and an added rates field."""
+    t = -0.2 + torch.arange(30, dtype=torch.float64) * 0.01
+    for dtype in (torch.float64, torch.int64):
+        counts = torch.poisson(torch.full((3, 30, 2), 2.0, dtype=torch.float64),
+                               generator=torch.Generator().manual_seed(0)).to(dtype)
+        starts = torch.tensor([5.0, 0.0, 2.5], dtype=torch.float64)  # disjoint, not in order
+        rec = Recording(t, counts=counts, x=torch.randn(3, 30, 1, dtype=torch.float64),
+                        trials={"start_time": starts, "stop_time": starts + 0.3, "flag": torch.tensor([1, 0, 1]) > 0})
+        save_nwb(rec, tmp_path / "counts.nwb")
+        back = load_nwb(tmp_path / "counts.nwb")
+        assert back.rates is None and back.counts.dtype == dtype and torch.equal(back.counts, counts)
+        assert torch.equal(back.x, rec.x) and torch.equal(back.t, t)
+        assert torch.equal(back.trials["flag"], rec.trials["flag"])
+
+
+def test_save_nwb_refuses_overlapping_trials(tmp_path):
+    """QA: all-ones counts with trials [0, 1) and [0.5, 1.5) loaded back with 2s in the overlap."""
+    t = torch.arange(10) * 0.1
+    rec = Recording(t, counts=torch.ones(2, 10, 1), trials={"start_time": torch.tensor([0.0, 0.5]),
+                                                            "stop_time": torch.tensor([1.0, 1.5])})
+    with pytest.raises(ValueError, match="trials 0 and 1 overlap"):
+        save_nwb(rec, tmp_path / "overlap.nwb")
+    assert list(tmp_path.iterdir()) == []
+    rec.trials = {"start_time": torch.tensor([0.0, 1.0]), "stop_time": torch.tensor([1.0, 2.0])}  # end to end: fine
+    save_nwb(rec, tmp_path / "abutting.nwb")
+    assert torch.equal(load_nwb(tmp_path / "abutting.nwb").counts, rec.counts)
+
+
+def test_data_bad_input_names_argument_and_fix(tmp_path):
+    t = torch.arange(10) * 0.1
+    with pytest.raises(TypeError, match=r"trials\['label'\] must be numbers.*integers"):
+        Recording(t, rates=torch.rand(2, 10, 3), trials={"label": ["easy", "hard"]})
+    path = _session(tmp_path, "s.nwb", trials=[(0.0, 1.0)], stimulus_start=0.0, spikes=[[0.5]])
+    for bad in (-0.1, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="bin_width must be a finite number of seconds > 0"):
+            load_nwb(path, bin_width=bad)
+    with pytest.raises(TypeError, match="bin_width must be a number"):
+        load_nwb(path, bin_width="0.1")

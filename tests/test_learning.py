@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
 from torch.nn import functional as F
 
-from neurodyn import DivergenceError, RateRNN, l2_rates
+from neurodyn import DivergenceError, RateRNN, l2_rates, simulate
 from neurodyn.data import Recording, synthetic_recording
 from neurodyn.learning import (
     History,
@@ -164,3 +165,116 @@ def test_fit_bad_input():
         fit(RateRNN(8), rates, loss="cross_entropy", steps=1)
     with pytest.raises(ValueError, match="N=8"):
         fit(RateRNN(5), rates, steps=1)
+
+
+def _teacher_recording(n_out=3, trials=20):
+    torch.manual_seed(0)
+    teacher = RateRNN(6, 2, n_out, tau=0.05)
+    with torch.no_grad():
+        teacher.W_out.mul_(20.0)
+        teacher.b_out.fill_(0.0)
+    t = torch.arange(40) * 0.01
+    rec = synthetic_recording(teacher, t, torch.randn(trials, 40, 2), init_std=0.0,
+                              generator=torch.Generator().manual_seed(0))
+    return teacher, rec
+
+
+def test_poisson_r2_of_the_teacher_on_its_own_recording_is_one():
+    """QA: the teacher refit to its own spikes scored R² = 0.149 with loss="poisson" (its rate softplus(y) was
+    compared with the raw readout). R² is 1 - SSE/SST against the rates the counts were drawn from."""
+    teacher, rec = _teacher_recording()
+    history = fit(teacher, rec, loss="poisson", steps=1, lr=1e-12, progress=False, holdout=0.3)
+    with torch.no_grad():
+        predicted = F.softplus(simulate(teacher, rec.t, rec.x[history.held_out]).outputs).double().numpy()
+    truth = rec.rates[history.held_out].double().numpy()
+    reference = [1 - ((predicted[..., i] - truth[..., i]) ** 2).sum() / ((truth[..., i] - truth[..., i].mean()) ** 2)
+                 .sum() for i in range(3)]
+    assert np.allclose(reference, 1.0, atol=1e-6)
+    assert np.allclose(history.r2.numpy(), reference, atol=1e-5)
+
+
+def test_poisson_fit_of_units_starts_from_the_inverse_link_of_the_rates():
+    """With n_out = 0 and loss="poisson", trials start from r with softplus(r) = recorded rate at t[0]."""
+    teacher, rec = _teacher_recording(n_out=0)
+    history = fit(teacher, rec, loss="poisson", steps=1, lr=1e-12, progress=False, holdout=0.3)
+    assert np.allclose(history.r2.numpy(), 1.0, atol=1e-5)
+    rec.rates[0, 0, 0] = 0.0
+    with pytest.raises(ValueError, match="rate at t\\[0\\].*> 0.*readout"):
+        fit(RateRNN(6, 2, 0), rec, loss="poisson", steps=1, progress=False)
+
+
+def test_resume_applies_the_new_learning_rate_with_a_warning(tmp_path):
+    """QA: resuming with lr=0.5 silently reproduced the lr=1e-3 run. The new lr is used from the resumed step on,
+    exactly as an optimizer whose lr is changed by hand at that step."""
+    rec = Recording(torch.arange(20) * 0.01, rates=torch.rand(8, 20, 4, generator=torch.Generator().manual_seed(0)))
+    model = lambda: RateRNN(6, 0, 4) if torch.manual_seed(1) else None
+    path = tmp_path / "run.pt"
+    fit(model(), rec, steps=2, lr=1e-3, progress=False, checkpoint=path)
+    with pytest.warns(UserWarning, match=r"lr=\[0.5\] instead of the checkpoint's \[0.001\]"):
+        resumed = fit(model(), rec, steps=4, lr=0.5, progress=False, checkpoint=path)
+    optimizers = []
+
+    def adam(params):
+        optimizers.append(torch.optim.Adam(params, lr=1e-3))
+        return optimizers[0]
+
+    def switch(step, history, m):
+        if step == 2:
+            optimizers[0].param_groups[0]["lr"] = 0.5
+
+    by_hand = fit(model(), rec, steps=4, optimizer=adam, progress=False, callbacks=switch)
+    assert resumed.loss == by_hand.loss
+    assert resumed.loss != fit(model(), rec, steps=4, lr=1e-3, progress=False).loss
+
+
+def test_resume_with_another_model_says_so(tmp_path):
+    rec = Recording(torch.arange(20) * 0.01, rates=torch.rand(8, 20, 4))
+    path = tmp_path / "run.pt"
+    fit(RateRNN(6, 2, 4), rec.__class__(rec.t, rates=rec.rates, x=torch.rand(8, 20, 2)), steps=1, progress=False,
+        checkpoint=path)
+    with pytest.raises(ValueError, match="written for another model.*start afresh"):
+        fit(RateRNN(7, 2, 4), Recording(rec.t, rates=rec.rates, x=torch.rand(8, 20, 2)), steps=2, progress=False,
+            checkpoint=path)
+    with pytest.raises(ValueError, match="not a file"):
+        fit(RateRNN(4), rec, steps=1, progress=False, checkpoint=tmp_path)
+
+
+def test_divergence_in_evaluation_names_the_step_and_checkpoint(tmp_path):
+    """QA: a DivergenceError raised while evaluating lacked the step and checkpoint information."""
+    rec = Recording(torch.arange(20) * 0.01, rates=torch.rand(8, 20, 4))
+    path = tmp_path / "run.pt"
+
+    class Ruin(torch.optim.SGD):
+        """The third optimizer step blows the weights up: step 3's training loss is finite, its evaluation not."""
+
+        def step(self, closure=None):
+            super().step(closure)
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 3:
+                with torch.no_grad():
+                    for weight in self.param_groups[0]["params"]:
+                        if weight.shape == (4, 4):
+                            weight.fill_(1e30)
+
+    model = RateRNN(4, activation="relu")
+    with pytest.raises(DivergenceError, match="evaluation.*diverged.*at step 3.*last good checkpoint"):
+        fit(model, rec, steps=6, eval_every=3, checkpoint_every=1, progress=False, checkpoint=path,
+            optimizer=lambda p: Ruin(p, lr=0.0))
+    assert len(load_checkpoint(path)["history"]["loss"]) == 2
+
+
+def test_fit_accepts_one_callable_and_rejects_non_callables():
+    """QA: a single callable gave "'function' object is not iterable"; [1.0] gave "'float' object is not
+    callable"; lr=inf was accepted and failed later with NaN."""
+    steps = []
+    history = fit(small_model(), small_task(), steps=2, progress=False, eval_batch_size=4, batch_size=4,
+                  regularizers=lambda m, tr: l2_rates(tr["r"], 0.0), callbacks=lambda s, h, m: steps.append(s))
+    assert steps == [1, 2] and history.steps == 2
+    for name in ("regularizers", "callbacks"):
+        with pytest.raises(TypeError, match=rf"{name}\[0\] must be a callable"):
+            fit(small_model(), small_task(), steps=1, progress=False, **{name: [1.0]})
+        with pytest.raises(TypeError, match=f"{name} must be a callable"):
+            fit(small_model(), small_task(), steps=1, progress=False, **{name: 3})
+    for lr in (float("inf"), float("nan"), 0.0, True):
+        with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+            fit(small_model(), small_task(), steps=1, lr=lr)

@@ -80,6 +80,13 @@ def test_nonfinite_P_raises_and_bad_input():
         train_force(model, target, t * 100)
     with pytest.raises(TypeError):
         train_force(RateRNN(10, 0, 1), target, t)
+    with pytest.raises(ValueError, match="init_std"):
+        train_force(model, target, t, init_std=-1.0)
+    # QA: x with 3 trials for 2 target networks gave torch's raw expand RuntimeError
+    driven = ForceRNN(10, 1, n_in=2)
+    with pytest.raises(ValueError, match=r"x must be .*B=1 or the target's B=2; got \(3, 50, 2\)"):
+        train_force(driven, torch.zeros(2, 50, 1), t, x=torch.zeros(3, 50, 2))
+    assert train_force(driven, torch.zeros(2, 50, 1), t, x=torch.zeros(1, 50, 2)).W_out.shape == (2, 1, 10)
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def test_student_fits_teacher_recording():
     g = torch.Generator().manual_seed(1)
     t = torch.arange(50) * 0.02
     x = torch.randn(40, 10, 2, generator=g).repeat_interleave(5, 1)  # piecewise-constant stimuli
-    recording = synthetic_recording(teacher, t, x, generator=g)
+    recording = synthetic_recording(teacher, t, x, spikes=False, generator=g)  # rates = the teacher's units
     student = RateRNN(16, 2, 0, tau=0.05, g=1.5)
     history = fit(student, recording, steps=400, lr=1e-2, holdout=0.25, eval_every=50, progress=False,
                   callbacks=[StopWhen("r2", at_least=0.95)])

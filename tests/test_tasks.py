@@ -1,6 +1,8 @@
 """Tasks: trial structure, targets, evaluation and validation."""
 
 import math
+import warnings
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
@@ -219,3 +221,35 @@ def test_from_neurogym():
     assert batch.x.shape[0] == 5 and batch.x.shape[2] == task.n_in
     assert batch.y.shape[2] == task.n_out == env.action_space.n
     assert task.evaluate(batch.y, batch) == 1.0
+
+
+@pytest.mark.parametrize("seconds", ["0.73", "0.75", "0.77", "0.71", "0.7"])
+def test_epoch_steps_round_half_up_and_warn_off_the_grid(seconds):
+    """QA: epochs were rounded half-to-even without warning (0.75 s at dt = 0.02 gave 0.76 s, 0.73 s gave 0.72 s).
+    An epoch lasts floor(duration / dt + 1/2) steps, computed here in exact rational arithmetic."""
+    exact = Fraction(seconds) / Fraction("0.02")
+    expected = math.floor(exact + Fraction(1, 2))
+    if exact.denominator == 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            task = PerceptualDecisionMaking(dt=0.02, stimulus=float(seconds))
+    else:
+        with pytest.warns(UserWarning, match=f"'stimulus' lasts {seconds} s.*{expected} steps"):
+            task = PerceptualDecisionMaking(dt=0.02, stimulus=float(seconds))
+    window = task.sample(3, gen()).info["epochs"]["stimulus"]
+    assert (window[:, 1] - window[:, 0]).tolist() == [expected] * 3
+
+
+def test_default_tasks_fit_their_default_grid():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for cls in (*DECISION_TASKS, PeriodicTarget):
+            cls()
+    window = PerceptualDecisionMaking().sample(2, gen()).info["epochs"]["stimulus"]
+    assert (window[:, 1] - window[:, 0]).tolist() == [40, 40]  # 0.8 s of 0.02 s
+
+
+def test_duration_of_the_wrong_type_names_the_epoch():
+    for bad in ("0.5", (0.1, 0.2, 0.3), None, True):
+        with pytest.raises(TypeError, match="duration of epoch 'stimulus' must be a number of seconds"):
+            PerceptualDecisionMaking(stimulus=bad)

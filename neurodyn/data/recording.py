@@ -23,6 +23,14 @@ def _as_tensor(name: str, value: Any) -> Tensor | None:
     return tensor
 
 
+def _trial_column(name: str, value: Any) -> Tensor:
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ArgumentTypeError(f"trials[{name!r}] must be numbers or booleans, one per trial ({err}); encode "
+                                "text labels as integers (e.g. 0, 1, 2 for each category)") from err
+
+
 def check_counts(counts: Tensor, name: str = "counts") -> None:
     """Raise ValueError unless ``counts`` are finite non-negative integers."""
     if not torch.isfinite(counts).all():
@@ -92,7 +100,7 @@ class Recording:
         if self.trials is not None:
             if not isinstance(self.trials, dict):
                 raise ArgumentTypeError(f"trials must be a dict of (B,) columns; got {type(self.trials).__name__}")
-            self.trials = {k: torch.as_tensor(v) for k, v in self.trials.items()}
+            self.trials = {k: _trial_column(k, v) for k, v in self.trials.items()}
             for k, v in self.trials.items():
                 if v.dim() < 1 or v.shape[0] != batch:
                     raise ValueError(f"trials[{k!r}] must have one entry per trial (B={batch}); got {tuple(v.shape)}")

@@ -31,12 +31,14 @@ def synthetic_recording(
     """Simulate ``model`` into a :class:`Recording` whose ground truth is known.
 
     The recorded neurons are the model's readout, or its units (first state
-    variable) when ``n_out == 0``: ``rates`` is that signal, and with
-    ``spikes=True`` ``counts ~ Poisson(softplus(rates) * dt_bin)`` in the bins
-    of the uniform grid ``t`` (the link :func:`~neurodyn.learning.losses.poisson_loss`
-    assumes). Trials differ by their input ``x (B, T, n_in)``, by the noise
-    (``noise_std``) and by their initial state: ``state0``, or the model's
-    initial state plus ``init_std * N(0, 1)``. Reproducible with ``generator`` (CPU).
+    variable) when ``n_out == 0``. With ``spikes=False`` ``rates`` is that
+    signal ``y``; with ``spikes=True`` the neurons fire at ``rates = softplus(y)``
+    spikes/s (the link :func:`~neurodyn.learning.losses.poisson_loss` assumes)
+    and ``counts ~ Poisson(rates * dt_bin)`` in the bins of the uniform grid
+    ``t``, so ``rates`` are the firing rates the counts were drawn from. Trials
+    differ by their input ``x (B, T, n_in)``, by the noise (``noise_std``) and
+    by their initial state: ``state0``, or the model's initial state plus
+    ``init_std * N(0, 1)``. Reproducible with ``generator`` (CPU).
     """
     batch = n_trials if n_trials is not None else (x.shape[0] if isinstance(x, Tensor) and x.dim() == 3 else 1)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -55,13 +57,14 @@ def synthetic_recording(
             int(torch.randint(2**62, (1,), generator=generator)))
     with torch.no_grad():
         traj = simulate(model, t, x, state0, solver=solver, dt=dt, noise_std=noise_std, generator=noise)
-    rates = (traj.outputs if model.n_out else traj.states[0]).detach().cpu()
+    signal = (traj.outputs if model.n_out else traj.states[0]).detach().cpu()
     stimulus = None
     if isinstance(x, Tensor) and x.dim() == 3:
         stimulus = x.detach().cpu().expand(batch, -1, -1).clone()
     t = traj.t.detach().cpu()
-    counts = None
-    if spikes:
-        width = Recording(t, rates=rates).bin_width  # raises unless the grid is uniform
-        counts = torch.poisson((poisson_rate(rates) * width).double(), generator=generator).to(rates.dtype)
+    if not spikes:
+        return Recording(t, rates=signal, x=stimulus)
+    width = Recording(t, rates=signal).bin_width  # raises unless the grid is uniform
+    rates = poisson_rate(signal)
+    counts = torch.poisson((rates * width).double(), generator=generator).to(rates.dtype)
     return Recording(t, rates=rates, counts=counts, x=stimulus)

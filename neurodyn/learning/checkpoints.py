@@ -27,9 +27,23 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         raise
 
 
+RNG_STATES = ("generator", "noise")  # random-generator states: CPU ByteTensors whatever the device
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str | None = None) -> dict[str, Any]:
-    """The state dict saved by :func:`save_checkpoint`."""
+    """The state dict saved by :func:`save_checkpoint`, its tensors on ``map_location``, except the
+    random-generator states, which stay CPU ByteTensors (``Generator.set_state`` needs them so, also on CUDA)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} is not a file; pass the path of a checkpoint file (e.g. 'run.pt')")
     try:
-        return torch.load(Path(path), map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:
         raise ValueError(f"checkpoint {str(path)!r} cannot be read ({err}); delete it to start afresh") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{str(path)!r} is not a neurodyn checkpoint (it holds a {type(state).__name__}, not a "
+                         "dict); pass another checkpoint path")
+    for key in RNG_STATES:
+        if isinstance(state.get(key), torch.Tensor):
+            state[key] = state[key].cpu()
+    return state

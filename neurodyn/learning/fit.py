@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..tasks.base import Task, TaskBatch
 from ..trajectory import Trajectory
 from .checkpoints import load_checkpoint, save_checkpoint
 from .history import History
-from .losses import LOSSES, poisson_rate
+from .losses import LOSSES, poisson_rate, poisson_signal
 
 Callback = Callable[[int, History, Model], Any]
 Regularizer = Callable[[Model, Trajectory], Tensor]
@@ -43,7 +44,7 @@ def batch_loss(
     *,
     loss: str = "mse",
     bin_width: float | None = None,
-    regularizers: Sequence[Regularizer] = (),
+    regularizers: Regularizer | Sequence[Regularizer] = (),
     **simulate_kwargs: Any,
 ) -> tuple[Tensor, Trajectory]:
     """Simulate one batch and return ``(loss + regularizers, trajectory)``: one training step's forward pass.
@@ -117,6 +118,10 @@ class _RecordingData:
         if model.n_out == 0 and rec.rates is None:
             raise ValueError("the model's units stand for the neurons (n_out=0), so trials start from the recorded "
                              "rates at t[0], but the recording has only counts; add rates or give the model a readout")
+        if model.n_out == 0 and loss == "poisson" and not (rec.rates[:, 0] > 0).all():
+            raise ValueError('with loss="poisson" and n_out=0 each trial starts from the units whose rate '
+                             "softplus(r) is the recorded rate at t[0], which must then be > 0 (found a rate <= 0); "
+                             "give the model a readout (n_out > 0) so that the initial state is learned")
         self.model, self.loss = model, loss
         self.rec = rec.to(model.device, model.dtype)
         self.bin_width = rec.bin_width if loss == "poisson" else None
@@ -138,8 +143,9 @@ class _RecordingData:
         if self.initial is not None:
             state0 = self.initial.expand(len(index), -1)
         else:
+            start = self.rec.rates[index, 0]
             state0 = self.model.initial_state(len(index))
-            state0 = state0._replace(**{state0._fields[0]: self.rec.rates[index, 0]})
+            state0 = state0._replace(**{state0._fields[0]: poisson_signal(start) if self.loss == "poisson" else start})
         return self.rec.t, x, target, None, state0
 
     def batch(self, generator: torch.Generator) -> tuple:
@@ -162,8 +168,8 @@ class _RecordingData:
 def _check_fit_args(steps: Any, lr: Any, loss: str, batch_size: Any, grad_clip: Any, every: dict[str, Any]) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1; got {steps!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a number > 0; got {lr!r}")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {list(LOSSES)}; got {loss!r}")
     for name, value in (("batch_size", batch_size), *every.items()):
@@ -186,6 +192,51 @@ def _make_optimizer(optimizer: Any, params: list[Tensor], extra: Tensor | None, 
                             f"got {type(optimizer).__name__}")
 
 
+def _callables(name: str, value: Any, signature: str) -> tuple[Callable, ...]:
+    """``value`` as a tuple of callables: one callable or an iterable of them."""
+    if callable(value):
+        return (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(f"{name} must be a callable {signature} or a list of them; "
+                                f"got {type(value).__name__}")
+    items = tuple(value)
+    for i, item in enumerate(items):
+        if not callable(item):
+            raise ArgumentTypeError(f"{name}[{i}] must be a callable {signature}; got {type(item).__name__} "
+                                    f"{item!r}")
+    return items
+
+
+def _resume(path: Path, model: Model, opt: torch.optim.Optimizer, initial: Tensor | None,
+            generators: tuple[torch.Generator, torch.Generator]) -> History:
+    """Load the checkpoint ``path`` into the model, optimizer, learned initial state and generators.
+
+    The learning rates given to this call win over the checkpoint's (with a warning when they differ).
+    """
+    state = load_checkpoint(path, map_location=model.device)
+    rates = [group["lr"] for group in opt.param_groups]
+    try:
+        model.load_state_dict(state["model"])
+        if initial is not None:
+            initial.data.copy_(state["initial_state"])
+        opt.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        reason = str(err).strip().splitlines()[-1].strip()
+        raise ValueError(f"checkpoint {str(path)!r} was written for another model or optimizer ({reason}); resume "
+                         "with the model and optimizer of that run, or pass a new checkpoint path (or delete the "
+                         "file) to start afresh") from err
+    saved = [group["lr"] for group in opt.param_groups]
+    if saved != rates:
+        warnings.warn(f"resuming {str(path)!r} with lr={rates} instead of the checkpoint's {saved}: the "
+                      "remaining steps use the new lr, so the run no longer repeats the original one",
+                      stacklevel=3)
+        for group, lr in zip(opt.param_groups, rates, strict=True):
+            group["lr"] = lr
+    for generator, key in zip(generators, ("generator", "noise"), strict=True):
+        generator.set_state(state[key])
+    return History.from_state_dict(state["history"])
+
+
 def fit(
     model: Model,
     data: Task | Recording,
@@ -198,10 +249,10 @@ def fit(
     solver: str = "euler",
     dt: float | None = None,
     gradient: str = "backprop",
-    regularizers: Sequence[Regularizer] = (),
+    regularizers: Regularizer | Sequence[Regularizer] = (),
     grad_clip: float | None = None,
     noise_std: float = 0.0,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Callback | Sequence[Callback] = (),
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
@@ -217,20 +268,25 @@ def fit(
     :class:`~neurodyn.data.Recording` (minibatches of ``batch_size`` training
     trials, default 32; a fraction ``holdout`` of trials is held out for R² per
     neuron). ``loss`` is "mse", "cross_entropy" (task outputs as logits) or
-    "poisson" (spike counts, rate ``softplus(output)``). ``steps`` is the total
+    "poisson" (spike counts, rate ``softplus(output)``; with ``n_out == 0`` each
+    trial then starts from ``softplus^-1`` of the recorded rates). ``steps`` is the total
     number of optimizer steps (Adam with ``lr`` unless ``optimizer``: an
     Optimizer or a callable ``params -> Optimizer``). ``solver``, ``dt``,
-    ``gradient`` and ``noise_std`` go to ``simulate``. ``regularizers`` are
-    callables ``(model, trajectory) -> scalar`` added to the loss, e.g.
+    ``gradient`` and ``noise_std`` go to ``simulate``. ``regularizers`` (one or a
+    list) are callables ``(model, trajectory) -> scalar`` added to the loss, e.g.
     ``lambda m, traj: neurodyn.l2_rates(traj["r"], 1e-3)``; ``grad_clip``
     clips the gradient norm. Every ``eval_every`` steps (default ``steps // 20``)
     and at the end the metrics are recorded (a task's on a fixed batch of
-    ``eval_batch_size`` trials); each ``callback(step, history, model)`` runs after
+    ``eval_batch_size`` trials); each of ``callbacks`` (one or a list),
+    ``callback(step, history, model)``, runs after
     every step and stops the run by returning True. With ``checkpoint`` (a file)
     the run saves itself atomically every ``checkpoint_every`` steps (default
     ``eval_every``) and resumes from the file when it exists, continuing the
-    identical sequence of batches and losses (``seed`` fixes it). A NaN loss or
-    gradient raises :class:`~neurodyn.DivergenceError` and leaves the last good
+    identical sequence of batches and losses (``seed`` fixes it). A resumed run
+    takes the learning rate of this call: if it differs from the checkpoint's, a
+    warning says so and the remaining steps use the new one. A NaN loss or
+    gradient, or a simulation that diverges (in training or evaluation), raises
+    :class:`~neurodyn.DivergenceError` naming the step and leaves the last good
     checkpoint in place.
     """
     if not isinstance(model, Model):
@@ -240,6 +296,8 @@ def fit(
     _check_fit_args(steps, lr, loss, batch_size, grad_clip,
                     {"eval_every": eval_every, "checkpoint_every": checkpoint_every,
                      "eval_batch_size": eval_batch_size})
+    regularizers = _callables("regularizers", regularizers, "(model, trajectory) -> scalar tensor")
+    callbacks = _callables("callbacks", callbacks, "(step, history, model) -> bool")
     if isinstance(data, Task):
         problem: _TaskData | _RecordingData = _TaskData(model, data, batch_size, eval_batch_size, seed)
     elif isinstance(data, Recording):
@@ -256,14 +314,7 @@ def fit(
 
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and path.exists():
-        state = load_checkpoint(path, map_location=model.device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if problem.initial is not None:
-            problem.initial.data.copy_(state["initial_state"])
-        history = History.from_state_dict(state["history"])
-        generator.set_state(state["generator"])
-        noise.set_state(state["noise"])
+        history = _resume(path, model, opt, problem.initial, (generator, noise))
 
     def save() -> None:
         if path is not None:
@@ -302,9 +353,12 @@ def fit(
             history.wall_time.append(time.perf_counter() - clock)
             done = step + 1
             if done % eval_every == 0 or done == steps:
-                with torch.no_grad():
-                    metrics = problem.evaluate(loss, {**sim, "generator": torch.Generator(device=model.device)
-                                                      .manual_seed(seed + 3)})
+                try:
+                    with torch.no_grad():
+                        metrics = problem.evaluate(loss, {**sim, "generator": torch.Generator(device=model.device)
+                                                          .manual_seed(seed + 3)})
+                except DivergenceError as err:
+                    raise diverged(done, f"the evaluation on held-out data diverged ({err})") from err
                 history.r2 = metrics.pop("_r2", history.r2)
                 for name, v in metrics.items():
                     history.metrics.setdefault(name, []).append(v)

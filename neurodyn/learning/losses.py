@@ -51,6 +51,11 @@ def poisson_rate(outputs: Tensor) -> Tensor:
     return F.softplus(outputs)
 
 
+def poisson_signal(rate: Tensor) -> Tensor:
+    """The signal whose Poisson rate is ``rate > 0``: the inverse of :func:`poisson_rate`, ``log(expm1(rate))``."""
+    return rate + torch.log(-torch.expm1(-rate))
+
+
 def poisson_loss(outputs: Tensor, counts: Tensor, bin_width: float | Tensor, mask: Tensor | None = None) -> Tensor:
     """Poisson negative log-likelihood of spike ``counts`` per neuron and bin.
 

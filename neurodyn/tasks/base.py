@@ -12,11 +12,14 @@ the same ``y`` serves the "mse" and "cross_entropy" losses.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from ..errors import ArgumentTypeError
 
 Duration = float | tuple[float, float]
 
@@ -62,10 +65,20 @@ def check_batch_size(batch_size: Any) -> int:
 
 
 def _check_duration(name: str, value: Any) -> tuple[float, float]:
-    low, high = (value, value) if isinstance(value, (int, float)) else tuple(value)
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    pair = isinstance(value, (tuple, list)) and len(value) == 2 and all(number(v) for v in value)
+    if not (number(value) or pair):
+        raise ArgumentTypeError(f"duration of epoch {name!r} must be a number of seconds or a (low, high) pair of "
+                                f"numbers; got {type(value).__name__} {value!r}")
+    low, high = (value, value) if number(value) else value
     if not (math.isfinite(low) and math.isfinite(high) and 0 <= low <= high):
         raise ValueError(f"duration of epoch {name!r} must be a number >= 0 or a (low, high) range; got {value!r}")
     return float(low), float(high)
+
+
+def n_steps(seconds: Tensor | float, dt: float) -> Tensor:
+    """Whole time steps in ``seconds``: the nearest integer to ``seconds / dt``, halves rounded up."""
+    return torch.floor(torch.as_tensor(seconds, dtype=torch.float64) / dt + (0.5 + 1e-9)).long()
 
 
 def uniform(batch: int, generator: torch.Generator | None, low: float = 0.0, high: float = 1.0) -> Tensor:
@@ -84,7 +97,9 @@ class Task:
     Subclasses set ``n_in``, ``n_out``, ``n_choices`` and implement
     :meth:`trial_variables` and :meth:`signals`. ``durations`` maps each epoch, in
     order, to a fixed length in seconds or a ``(low, high)`` range drawn
-    uniformly per trial; trials shorter than the longest in a batch are padded
+    uniformly per trial; an epoch lasts the nearest whole number of steps,
+    ``floor(duration / dt + 1/2)`` (halves rounded up; a fixed duration that is
+    not a multiple of ``dt`` gives a warning); trials shorter than the longest in a batch are padded
     with zero input and zero mask. ``sigma`` is the intensity of white input noise
     (per-sample std ``sigma / sqrt(dt)``, so evidence is independent of ``dt``).
     """
@@ -107,6 +122,12 @@ class Task:
         if self.dt > positive[shortest] + 1e-12:
             raise ValueError(f"dt={self.dt:g} s is longer than the shortest epoch {shortest!r} "
                              f"({positive[shortest]:g} s); use dt <= {positive[shortest]:g}")
+        for name, (low, high) in self.durations.items():
+            steps = int(n_steps(low, self.dt))
+            if low == high and abs(steps * self.dt - low) > 1e-9 * max(low, 1.0):
+                warnings.warn(f"epoch {name!r} lasts {low:g} s, not a whole number of steps of dt={self.dt:g} s; "
+                              f"its trials use {steps} steps ({steps * self.dt:g} s). Choose a duration that is a "
+                              "multiple of dt to silence this", stacklevel=3)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dt={self.dt:g})"
@@ -148,7 +169,7 @@ class Task:
 
     def _steps(self, low: float, high: float, batch: int, generator: torch.Generator | None) -> Tensor:
         seconds = uniform(batch, generator, low, high) if high > low else torch.full((batch,), low, dtype=torch.float64)
-        return torch.round(seconds / self.dt).long()
+        return n_steps(seconds, self.dt)
 
     def choices(self, outputs: Tensor, batch: TaskBatch) -> Tensor:
         """The network's choice per trial (0-based): the strongest choice output

@@ -39,7 +39,7 @@ class PerceptualDecisionMaking(Task):
         coherences: tuple[float, ...] = (0.032, 0.064, 0.128, 0.256, 0.512),
         sigma: float = 0.03,
         fixation: Duration = 0.1,
-        stimulus: Duration = 0.75,
+        stimulus: Duration = 0.8,
         delay: Duration = 0.0,
         decision: Duration = 0.2,
     ) -> None:
@@ -75,7 +75,7 @@ class ContextDependentDecisionMaking(Task):
         coherences: tuple[float, ...] = (0.05, 0.15, 0.5),
         sigma: float = 0.03,
         fixation: Duration = 0.2,
-        stimulus: Duration = 0.75,
+        stimulus: Duration = 0.8,
         delay: Duration = 0.0,
         decision: Duration = 0.2,
     ) -> None:

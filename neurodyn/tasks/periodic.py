@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Task, TaskBatch, _check_outputs, check_batch_size, uniform
+from .base import Task, TaskBatch, _check_outputs, check_batch_size, n_steps, uniform
 
 
 class PeriodicTarget(Task):
@@ -58,7 +58,7 @@ class PeriodicTarget(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> TaskBatch:
         batch = check_batch_size(batch_size)
-        steps = int(round(self.duration / self.dt))
+        steps = int(n_steps(self.duration, self.dt))
         t = torch.arange(steps, dtype=torch.float64) * self.dt
         shift = torch.zeros(batch, dtype=torch.float64)
         if self.random_phase:
