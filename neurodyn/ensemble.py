@@ -246,8 +246,15 @@ class Ensemble(Model):
 
     def state_tau(self) -> Tensor:
         """Each network's time constants ``(K, D)`` (one row per network's block of rows), ``(D,)`` if all equal."""
-        taus = torch.stack(self._each("state_tau"))
-        return taus[0] if torch.equal(taus, taus[:1].expand_as(taus)) else taus
+        return self._per_network("state_tau")
+
+    def state_noise(self) -> Tensor:
+        """Each network's noise amplitudes (:meth:`Model.state_noise`), laid out as :meth:`state_tau`."""
+        return self._per_network("state_noise")
+
+    def _per_network(self, method: str) -> Tensor:
+        rows = torch.stack(self._each(method))
+        return rows[0] if torch.equal(rows, rows[:1].expand_as(rows)) else rows
 
     # --- running all K together ------------------------------------------------------------------
 

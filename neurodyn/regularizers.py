@@ -11,19 +11,25 @@ from collections.abc import Iterable
 
 from torch import Tensor, nn
 
+from .models.params import as_real
+
 
 def _beta(beta: float) -> float:
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0:
-        raise ValueError(f"beta must be a number >= 0; got {beta!r}")
-    return float(beta)
+    return as_real("beta", beta, ge=0)
+
+
+def _is_weight(name: str) -> bool:
+    """A connection-weight name: ``W...`` (``W_in``, ``W_out``) or ``weight...`` (``recurrent.weight``, torch.nn)."""
+    last = name.replace("__", ".").rsplit(".", 1)[-1]  # "__": an Ensemble's stacked names
+    return last.startswith(("W", "weight"))
 
 
 def _tensors(weights: Tensor | Iterable[Tensor] | nn.Module) -> list[Tensor]:
-    """A tensor, an iterable of tensors, or a module (its trainable matrices: parameters with >= 2 dims)."""
+    """A tensor, an iterable of tensors, or a module (its trainable connection-weight matrices)."""
     if isinstance(weights, Tensor):
         return [weights]
     if isinstance(weights, nn.Module):
-        found = [p for p in weights.parameters() if p.requires_grad and p.dim() >= 2]
+        found = [p for name, p in weights.named_parameters() if p.requires_grad and p.dim() >= 2 and _is_weight(name)]
     else:
         found = list(weights)
     if not found or not all(isinstance(w, Tensor) for w in found):
@@ -32,7 +38,12 @@ def _tensors(weights: Tensor | Iterable[Tensor] | nn.Module) -> list[Tensor]:
 
 
 def l2_weights(weights: Tensor | Iterable[Tensor] | nn.Module, beta: float = 1.0) -> Tensor:
-    """``beta sum_ij W_ij^2`` over every given weight tensor (a module: its trainable matrices)."""
+    """``beta sum_ij W_ij^2`` over every given weight tensor.
+
+    A module contributes its trainable weight matrices: parameters named ``W...`` or
+    ``weight...`` (``W~``, ``W_in``, ``W_out``), not time constants, biases or plasticity
+    rates such as HebbianRNN's ``eta``.
+    """
     beta = _beta(beta)
     return beta * sum(w.pow(2).sum() for w in _tensors(weights))
 
@@ -62,7 +73,7 @@ def l2_rates(rates: Tensor, beta: float = 1.0) -> Tensor:
     """Rate penalty ``beta mean(r^2)`` over trials, time and units (Song, Yang & Wang 2016)."""
     beta = _beta(beta)
     if not isinstance(rates, Tensor):
-        raise TypeError(f"rates must be a torch.Tensor; got {type(rates).__name__}")
+        raise TypeError(f"rates must be a torch.Tensor, e.g. traj['r']; got {type(rates).__name__}")
     if rates.numel() == 0:
         raise ValueError("rates is empty")
     return beta * rates.pow(2).mean()

@@ -57,7 +57,8 @@ def simulate(
             because torchdiffeq's unanchored adjoint is silently wrong on chaotic
             networks; its gradients match backprop only to the solver tolerance).
         noise_std: sigma of Euler–Maruyama noise, added as ``sigma sqrt(2 dt / tau) N(0, 1)``
-            per step (euler only); reproducible with ``generator``.
+            per step (euler only; per state variable as ``model.state_noise()`` says, e.g.
+            none on STP's u and x); reproducible with ``generator``.
         max_steps: the most solver steps allowed (an error says how to raise it).
 
     Returns:
@@ -87,7 +88,7 @@ def simulate(
 
         diffusion = None
         if noise_std > 0:
-            diffusion = noise_std * torch.sqrt(2.0 / model.state_tau()).to(y0)
+            diffusion = noise_std * model.state_noise().to(y0)
             if diffusion.dim() == 2:  # (G, D): one row per block of y0's rows (an Ensemble's networks)
                 diffusion = diffusion.repeat_interleave(y0.shape[0] // diffusion.shape[0], dim=0)
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,

@@ -59,9 +59,10 @@ def dale_rate_rnn(seed: int) -> nd.RateRNN:
     """A RateRNN with Dale's law, a sparse mask, a fixed part, no trainable bias, relu and a learned tau."""
     g = torch.Generator().manual_seed(seed)
     sign = torch.tensor([1.0] * (N - 2) + [-1.0] * 2, dtype=F64)
-    return nd.RateRNN(N, 2, 2, tau=0.05 + 0.1 * torch.rand(N, generator=g, dtype=F64), activation="relu",
-                      W=torch.rand(N, N, generator=g, dtype=F64) * sign / N**0.5, sign=sign, bias=False,
-                      b=0.1 * torch.randn(N, generator=g, dtype=F64), mask=torch.rand(N, N, generator=g) < 0.7,
+    tau, W = 0.05 + 0.1 * torch.rand(N, generator=g, dtype=F64), torch.rand(N, N, generator=g, dtype=F64)
+    b, mask = 0.1 * torch.randn(N, generator=g, dtype=F64), torch.rand(N, N, generator=g) < 0.7
+    return nd.RateRNN(N, 2, 2, tau=tau, activation="relu", W=W * mask * sign / N**0.5, sign=sign, bias=False, b=b,
+                      mask=mask,
                       W_fix=0.01 * torch.rand(N, N, generator=g, dtype=F64) * sign, learn_tau=True,
                       W_in=torch.randn(N, 2, generator=g, dtype=F64))
 

@@ -197,6 +197,28 @@ def test_classic_bad_input():
         nd.WongWang(dtype=torch.int64)
     with pytest.raises(TypeError, match="mu0"):
         nd.WongWang(mu0="30")
+    for coherence in (150.0, -100.5):
+        with pytest.raises(ValueError, match=r"coherence must be a finite number in \[-100, 100\]"):
+            nd.WongWang(coherence=coherence)
+    with pytest.raises(ValueError, match="mu0 must be a finite number >= 0"):
+        nd.WongWang(mu0=-10.0)
+    assert nd.WongWang(mu0=np.float32(30), coherence=torch.tensor(-100.0)).coherence.item() == -100.0
+
+
+def test_wilson_cowan_refractory_factor_is_one_minus_r_times_rate():
+    # the docstring's (1 - rE E) F(zE), not Wilson & Cowan's (k_e - r_e E) F(zE)
+    p = dict(WC, I_ext_E=0.5, I_ext_I=0.2, rE=1.0, rI=0.7)
+    model = nd.WilsonCowan(**p, dtype=torch.float64)
+    E, I = 0.3, 0.6  # noqa: E741
+
+    def sig(z, a, theta):
+        return 1 / (1 + np.exp(-a * (z - theta))) - 1 / (1 + np.exp(a * theta))
+
+    ref = [(-E + (1 - 1.0 * E) * sig(9 * E - 4 * I + 0.5, 1.2, 2.8)) / 1,
+           (-I + (1 - 0.7 * I) * sig(13 * E - 11 * I + 0.2, 1.0, 4.0)) / 2]
+    state = model.State(torch.tensor([[E]], dtype=torch.float64), torch.tensor([[I]], dtype=torch.float64))
+    got = torch.cat(list(model.vector_field(0.0, state, torch.zeros(1, 2, dtype=torch.float64))), -1)
+    np.testing.assert_allclose(got[0].numpy(), ref, rtol=1e-13)
 
 
 def _one_euler_step(model, y, x, dt):

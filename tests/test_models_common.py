@@ -16,9 +16,15 @@ def _w(n=N, scale=0.5):
     return scale * torch.randn(n, n, dtype=f64) / n**0.5
 
 
+def _masked(build):
+    """``build(W, mask)`` with a random 0/1 mask and a W that is zero where the mask is."""
+    mask = (torch.rand(N, N) < 0.5).to(f64)
+    return build(_w() * mask, mask)
+
+
 FACTORIES = {
-    "RateRNN": lambda: nd.RateRNN(N, 2, 1, W=_w(), density=0.75, autapses=False, learn_tau=True),
-    "RateRNN_Wfix": lambda: nd.RateRNN(N, 2, 1, W=_w(), W_fix=_w(), mask=torch.rand(N, N) < 0.5),
+    "RateRNN": lambda: nd.RateRNN(N, 2, 1, g=0.5, density=0.75, autapses=False, learn_tau=True, dtype=f64),
+    "RateRNN_Wfix": lambda: _masked(lambda W, mask: nd.RateRNN(N, 2, 1, W=W, W_fix=_w(), mask=mask)),
     "EIRateRNN": lambda: nd.EIRateRNN(3, 1, 2, 1, W=_w().abs() * torch.tensor([1.0, 1, 1, -1], dtype=f64),
                                       tau_e=0.1, tau_i=0.05, activation_i="softplus", readout="excitatory"),
     "STPRateRNN": lambda: nd.STPRateRNN(N, 2, 1, W=_w(), U=torch.full((N,), 0.3, dtype=f64), learn_stp=True),
@@ -99,6 +105,30 @@ def test_gradients_every_mode_reach_every_trainable_parameter(model):
         scale = grads["dopri5", "backprop"][k].abs().max()
         err = (grads["dopri5", "adjoint"][k] - grads["dopri5", "backprop"][k]).abs().max()
         assert err <= 1e-3 * scale + 1e-9, (k, float(err), float(scale))
+
+
+def test_gradients_from_the_default_initial_state_match_finite_differences(model):
+    # the whole simulate call from model.initial_state(): a parameter-derived initial state (STP's u0 = U)
+    # must carry its gradient; central differences on the first entry of every trainable parameter
+    t, dt = torch.linspace(0, _span(model), 5, dtype=f64), 0.05 * model.timescale
+    x = _x(model, 5)
+
+    def loss():
+        return _loss(nd.simulate(model, t, x, dt=dt))
+
+    model.zero_grad()
+    loss().backward()
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        with torch.no_grad():
+            p.view(-1)[0] += 1e-6
+            up = loss().item()
+            p.view(-1)[0] -= 2e-6
+            down = loss().item()
+            p.view(-1)[0] += 1e-6
+        fd = (up - down) / 2e-6
+        assert p.grad.view(-1)[0].item() == pytest.approx(fd, rel=1e-5, abs=1e-9), name
 
 
 def test_flat_jacobian_matches_finite_differences(model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,73 @@ def test_regularizers_match_their_formulas():
         nd.l1_sparsity(W, -1.0)
     with pytest.raises(ValueError, match="same shape"):
         nd.selective_training(W, W_fix, torch.ones(3, 3))
+
+
+def test_numbers_may_be_numpy_scalars_or_0d_tensors_but_not_bools():
+    for density in (np.float32(0.5), np.float64(0.5), torch.tensor(0.5), 1):
+        torch.manual_seed(0)
+        assert nd.RateRNN(20, density=density).recurrent.density == pytest.approx(float(density), abs=0.15)
+    torch.manual_seed(0)
+    reference = nd.RateRNN(6, g=1.2, dtype=f64).W
+    for g in (np.float32(1.2), torch.tensor(1.2, dtype=f64), np.int64(1)):
+        torch.manual_seed(0)
+        torch.testing.assert_close(nd.RateRNN(6, g=g, dtype=f64).W, reference * float(g) / 1.2, rtol=1e-6, atol=0)
+    assert nd.RateRNN(np.int64(4), torch.tensor(2), np.int32(1)).W_in.shape == (4, 2)
+    assert nd.l1_sparsity(torch.ones(2, 2), np.float32(0.5)).item() == 2.0
+    assert nd.l2_weights(torch.ones(2, 2), torch.tensor(0.25)).item() == 1.0
+    for kwargs, name in ((dict(density=True), "density"), (dict(g=True), "g"), (dict(n_in=True), "n_in"),
+                         (dict(n_in=2.0), "n_in"), (dict(density=torch.tensor([0.5])), "density")):
+        with pytest.raises(TypeError, match=f"^{name} must be"):
+            nd.RateRNN(3, **kwargs)
+    with pytest.raises(TypeError, match="^beta must be"):
+        nd.l2_rates(torch.ones(2, 2), False)
+    with pytest.raises(TypeError, match="^tau must"):
+        nd.RateRNN(3, tau=True)
+
+
+def test_given_arrays_keep_their_precision_and_numpy_is_accepted():
+    W, mask = np.random.default_rng(0).normal(size=(3, 3)), np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1]])
+    model = nd.RateRNN(3, W=W * mask, mask=mask, W_fix=np.eye(3))
+    assert model.dtype == f64  # a float64 numpy W sets the precision, as a float64 tensor does
+    torch.testing.assert_close(model.W, torch.from_numpy(W * mask + np.eye(3)), rtol=0, atol=0)
+    assert nd.RateRNN(3, W=W.astype(np.float32)).dtype == torch.float32
+    assert nd.RateRNN(3, W=[[0.0] * 3] * 3).dtype == torch.get_default_dtype()  # a list sets no precision
+    with pytest.raises(TypeError, match="^W must be"):
+        nd.RateRNN(3, W="eye")
+
+
+def test_given_W_must_already_have_the_mask_structure():
+    W = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=f64)
+    with pytest.raises(ValueError, match=r"W is nonzero where the mask allows no synapse, at \(0, 1\), \(1, 0\)"):
+        nd.RateRNN(2, W=W, mask=torch.eye(2))
+    with pytest.raises(ValueError, match=r"autapses=False allows no synapse, at \(0, 0\), \(1, 1\)"):
+        nd.RateRNN(2, W=W, autapses=False)
+    with pytest.raises(ValueError, match=r"Dale's law at \(0, 1\)"):
+        nd.RateRNN(2, W=W, sign=torch.tensor([1.0, -1.0]))
+    torch.testing.assert_close(nd.RateRNN(2, W=W * (1 - torch.eye(2, dtype=f64)), autapses=False).W,
+                               W * (1 - torch.eye(2, dtype=f64)))
+    # density draws a random mask that sparsifies the given W (documented): kept entries are W's own
+    torch.manual_seed(0)
+    big = torch.randn(30, 30, dtype=f64)
+    sparse = nd.RateRNN(30, W=big, density=0.3).W.detach()
+    assert ((sparse == 0) | (sparse == big)).all() and 0.2 < (sparse != 0).double().mean() < 0.4
+
+
+def test_identity_init_needs_the_diagonal():
+    with pytest.raises(ValueError, match=r'init="identity" needs the diagonal .* units \[0, 1, 2\].*W would be 0'):
+        nd.RateRNN(3, autapses=False, init="identity")
+    mask = torch.ones(3, 3)
+    mask[1, 1] = 0
+    with pytest.raises(ValueError, match=r"units \[1\].*partly 0"):
+        nd.RateRNN(3, mask=mask, init="identity")
+
+
+def test_l2_weights_of_a_module_counts_connection_weights_only():
+    n = 3
+    model = nd.HebbianRNN(n, 1, 1, eta=torch.ones(n, n), learn_eta=True, learn_tau=True, tau=torch.full((n,), 0.1))
+    expected = sum((p**2).sum() for p in (model.recurrent.weight, model.W_in, model.W_out))
+    assert nd.l2_weights(model).item() == pytest.approx(expected.item())  # not eta (n, n), tau or b
+    ensemble = nd.Ensemble([nd.RateRNN(n, 1, 1, learn_tau=True) for _ in range(2)])  # stacked (K, ...) names
+    stacked = ensemble.stacked
+    expected = sum((p**2).sum() for p in (stacked.recurrent__weight, stacked.W_in, stacked.W_out))
+    assert nd.l2_weights(ensemble).item() == pytest.approx(expected.item())

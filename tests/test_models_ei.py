@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -48,7 +51,7 @@ def test_equations_35_36_and_per_population_parameters():
     W = torch.tensor([[0.5, 0.2, -0.7], [0.1, 0.0, -0.3], [0.4, 0.6, -0.2]], dtype=f64)
     W_in = torch.tensor([[1.0], [0.5], [0.2]], dtype=f64)
     model = nd.EIRateRNN(n_e, n_i, 1, 1, W=W, W_in=W_in, tau_e=0.02, tau_i=0.01, activation="relu",
-                         activation_i="tanh", readout="excitatory", W_out=torch.ones(1, 3, dtype=f64))
+                         activation_i="tanh", readout="excitatory", W_out=torch.tensor([[1.0, 1.0, 0.0]], dtype=f64))
     torch.testing.assert_close(model.W, W)
     r = torch.tensor([[0.3, 0.1, 0.4]], dtype=f64)
     x = torch.tensor([[0.7]], dtype=f64)
@@ -86,3 +89,33 @@ def test_ei_bad_input():
         nd.EIRateRNN(1, 1, W=torch.tensor([[1.0, 1.0], [1.0, -1.0]]))
     with pytest.raises(ValueError, match="mask"):
         nd.EIRateRNN(2, 1, mask=torch.ones(2, 2))
+
+
+@pytest.mark.parametrize("init,p", [("gaussian", 1.0), ("gaussian", 0.5), ("orthogonal", 1.0), ("orthogonal", 0.5)])
+def test_what_g_sets_under_dales_law_matches_the_eigenvalues(init, p):
+    # |W~| has mean g sqrt(2/pi)/sqrt(p n): one outlier g_eff sqrt(2/pi) (n_E - n_I) sqrt(p/n) plus a bulk of
+    # radius g_eff sqrt(1 - 2p/pi) (Rajan & Abbott 2006); orthogonal with a mask acts as gaussian with g sqrt(p)
+    n_e, n_i, g = 320, 80, 1.5
+    n, g_eff = n_e + n_i, g * (p**0.5 if init == "orthogonal" else 1.0)
+    torch.manual_seed(0)
+    W = nd.EIRateRNN(n_e, n_i, g=g, init=init, density=None if p == 1 else p).W.detach().double()
+    outlier, bulk = torch.linalg.eigvals(W).abs().sort(descending=True).values[:2].tolist()
+    assert outlier == pytest.approx(g_eff * (2 / math.pi) ** 0.5 * (n_e - n_i) * (p / n) ** 0.5, rel=0.03)
+    assert bulk == pytest.approx(g_eff * (1 - 2 * p / math.pi) ** 0.5, rel=0.15)
+    if init == "orthogonal":  # without Dale's law, a masked orthogonal draw has radius ~ g sqrt(p)
+        radius = torch.linalg.eigvals(nd.RateRNN(n, g=g, init=init, density=p).W.detach().double()).abs().max()
+        assert radius.item() == pytest.approx(g * p**0.5, rel=0.06)
+
+
+def test_ei_arguments_are_checked_not_silently_changed():
+    with pytest.raises(ValueError, match=r'readout="excitatory" .* nonzero inhibitory columns \(columns 2\.\.2\)'):
+        nd.EIRateRNN(2, 1, 0, 1, readout="excitatory", W_out=torch.ones(1, 3))
+    with pytest.raises(TypeError, match="remove sign="):
+        nd.EIRateRNN(4, 1, sign=torch.ones(5))
+    with pytest.raises(TypeError, match="^n_e must be an int"):
+        nd.EIRateRNN(4.0, 1)
+    assert nd.EIRateRNN(np.int64(4), np.int32(1)).n == 5
+    model = nd.EIRateRNN(4, 1, tau_e=np.float32(0.05), tau_i=torch.tensor(0.02))
+    assert model.dtype == torch.get_default_dtype()  # tau_e/tau_i do not switch the model to float64
+    torch.testing.assert_close(model.tau, torch.tensor([0.05] * 4 + [0.02]))
+    assert nd.EIRateRNN(4, 1, tau_e=0.05, dtype=f64).tau.dtype == f64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,10 +46,14 @@ def test_force_bad_input():
         nd.ForceRNN(5, 0)
     with pytest.raises(ValueError, match="w_fb"):
         nd.ForceRNN(5, 1, w_fb=torch.ones(4, 1))
-    with pytest.raises(ValueError, match="density"):
+    with pytest.raises(ValueError, match=r"^p must be .* \(0, 1\]; got 0.0"):
         nd.ForceRNN(5, p=0.0)
     with pytest.raises(ValueError, match="tau"):
         nd.ForceRNN(5, tau=0.0)
+    with pytest.raises(TypeError, match="^p must be"):
+        nd.ForceRNN(5, p=True)
+    model = nd.ForceRNN(5, tau=torch.tensor(0.01, dtype=f64), p=np.float32(0.5))  # a float64 tau sets the precision
+    assert model.dtype == f64 and model.W_out.dtype == f64 and model.w_fb.dtype == f64
 
 
 def test_divisive_normalization_formula_and_steady_state():
@@ -82,8 +87,11 @@ def test_divisive_normalization_bad_input_and_training():
         nd.DivisiveNormalization(pool=torch.full((3, 3), 0.5))
     with pytest.raises(ValueError, match="units"):
         nd.RateRNN(4, activation=nd.DivisiveNormalization(pool=torch.ones(3, 3)))
-    with pytest.raises(ValueError, match="sigma"):
-        nd.DivisiveNormalization(sigma=-1.0)
+    for sigma in (-1.0, 0.0):  # sigma = 0 would give 0/0 = NaN on a zero input
+        with pytest.raises(ValueError, match="sigma must be > 0"):
+            nd.DivisiveNormalization(sigma=sigma)
+    pool = np.eye(3)  # a numpy pool matrix is accepted
+    torch.testing.assert_close(nd.DivisiveNormalization(pool=pool)(torch.ones(1, 3)), torch.full((1, 3), 0.5))
     norm = nd.DivisiveNormalization(trainable=True)
     model = nd.RateRNN(3, 1, 1, activation=norm, b=torch.ones(3))
     nd.simulate(model, torch.linspace(0, 0.3, 4), torch.ones(1, 1), dt=0.01).outputs.sum().backward()

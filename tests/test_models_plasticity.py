@@ -34,9 +34,74 @@ def test_stp_u_and_x_stay_in_unit_interval_under_strong_inputs():
     for solver, dt in (("euler", 2e-3), ("dopri5", None)):
         s = nd.simulate(model, t, x, solver=solver, dt=dt, rtol=1e-5, atol=1e-7).states
         assert s.r.max() > 50  # strongly driven
+        if dt is not None:  # the docstring's Euler condition dt (1/tau_x + u r+) <= 1 holds for this run
+            assert dt * (1 / 0.2 + s.r.max()) <= 1
         for v in (s.u, s.x):
             assert v.min() >= 0 and v.max() <= 1
         assert s.x.min() < 0.2 and s.u.max() > 0.8  # depression and facilitation both engaged
+
+
+def _clamped_stp(r, n=1, **kwargs):
+    """STP units driven to the rate r (W = 0, relu, b = r)."""
+    return nd.STPRateRNN(n, W=torch.zeros(n, n, dtype=f64), b=torch.full((n,), r, dtype=f64), **kwargs)
+
+
+@torch.no_grad()
+def test_stp_euler_keeps_unit_interval_exactly_when_dt_is_below_the_documented_bound():
+    # U = 1 holds u = 1, so x's Euler step is x <- (1 - dt a) x + dt / tau_x with a = 1/tau_x + r
+    r, tau_x = 100.0, 0.2
+    a = 1 / tau_x + r
+    rest_at_r = {k: torch.full((1, 1), v, dtype=f64) for k, v in (("r", r), ("u", 1.0), ("x", 1.0))}  # r = b: held
+    for dt_a, inside in ((1.0, True), (0.5, True), (1.5, False), (2.5, False)):
+        dt = dt_a / a
+        x = nd.simulate(_clamped_stp(r, U=1.0, tau_x=tau_x), torch.arange(0, 0.5, dt, dtype=f64), state0=rest_at_r,
+                        dt=dt).states.x
+        assert bool(x.min() >= 0 and x.max() <= 1) == inside, dt_a
+    # the reported case: default U, r = 110 Hz, dt = 0.02 s violates dt (1/tau_x + u r) <= 1 and overshoots
+    traj = nd.simulate(_clamped_stp(110.0), torch.arange(0, 1 + 1e-9, 0.02, dtype=f64), dt=0.02).states
+    assert traj.x.min().item() == pytest.approx(-0.111, abs=1e-3)
+    dt = 1 / (1 / 0.2 + 110.0)  # within the bound (u <= 1): stays in [0, 1] and reaches the analytic x*
+    s = nd.simulate(_clamped_stp(110.0), torch.arange(0, 20 + 1e-9, dt, dtype=f64), dt=dt).states
+    assert s.x.min() >= 0 and s.u.max() <= 1
+    u_star = 0.2 * (1 + 1.5 * 110) / (1 + 0.2 * 1.5 * 110)
+    assert float(s.x[0, -1, 0]) == pytest.approx(1 / (1 + 0.2 * u_star * 110), rel=1e-9)
+
+
+def test_stp_gradient_through_the_default_initial_state_u0_equals_U():
+    # u(0) = U, so dL/dU has a path through the initial state; compare with central differences of simulate
+    model = _clamped_stp(20.0, n=2, U=0.2, learn_stp=True)
+    t = torch.linspace(0, 0.5, 6, dtype=f64)
+    for kwargs in (dict(dt=1e-3), dict(solver="dopri5", gradient="adjoint", rtol=1e-10, atol=1e-12)):
+        def loss(kw=kwargs):
+            return nd.simulate(model, t, **kw).states.u[:, -1].sum()
+
+        model.zero_grad()
+        loss().backward()
+        with torch.no_grad():
+            model.U += 1e-6
+            up = loss().item()
+            model.U -= 2e-6
+            down = loss().item()
+            model.U += 1e-6
+        fd = (up - down) / 2e-6
+        assert fd == pytest.approx(3.0829, abs=1e-4)  # the reported value (without u0's path: 2.7954)
+        assert model.U.grad.item() == pytest.approx(fd, rel=1e-6), kwargs
+
+
+def test_stp_noise_reaches_r_only():
+    model = nd.STPRateRNN(3, U=torch.tensor([0.2, 0.5, 0.9]), tau=0.05)
+    torch.testing.assert_close(model.state_noise(), torch.cat([torch.full((3,), (2 / 0.05) ** 0.5), torch.zeros(6)]))
+    # r held far below 0, so u and x see r+ = 0: their noise-free path must be unchanged by noise_std
+    state0 = {"r": torch.full((4, 3), -100.0), "u": torch.full((4, 3), 0.6), "x": torch.full((4, 3), 0.4)}
+    t = torch.linspace(0, 0.05, 11)
+    clean = nd.simulate(model, t, state0=state0, dt=1e-3).states
+    noisy = nd.simulate(model, t, state0=state0, dt=1e-3, noise_std=1.0, generator=torch.Generator().manual_seed(0))
+    assert noisy.states.r.max() < 0 and (noisy.states.r - clean.r).abs().max() > 0.1
+    torch.testing.assert_close(noisy.states.u, clean.u, rtol=0, atol=0)
+    torch.testing.assert_close(noisy.states.x, clean.x, rtol=0, atol=0)
+    # wrappers keep the model's noise layout: a perturbation forwards it, an Ensemble stacks its members'
+    torch.testing.assert_close(nd.perturb.lesion(model, [0]).state_noise(), model.state_noise())
+    torch.testing.assert_close(nd.Ensemble([model, model]).state_noise(), model.state_noise())
 
 
 def test_stp_euler_step_and_effective_weight():
@@ -74,6 +139,11 @@ def test_stp_bad_input():
         nd.STPRateRNN(3, tau_u=0.0)
     with pytest.raises(ValueError, match="tau_x"):
         nd.STPRateRNN(3, tau_x=torch.tensor([0.1, 0.2]))
+    with pytest.raises(TypeError, match="U"):
+        nd.STPRateRNN(3, U=True)
+    # numpy scalars, 0-d tensors and arrays are numbers like Python's
+    for U in (np.float32(0.3), np.float64(0.3), torch.tensor(0.3), np.full(3, 0.3)):
+        torch.testing.assert_close(nd.STPRateRNN(3, U=U).U.expand(3), torch.full((3,), 0.3))
 
 
 def test_hebbian_state_shapes_and_flat_round_trip():

@@ -29,7 +29,7 @@ def dale_net(activation="tanh", n=8, n_in=3, n_out=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     sign = torch.tensor([1.0] * (n - 3) + [-1.0] * 3, dtype=f64)
     mask = (torch.rand(n, n, generator=g, dtype=f64) < 0.7).to(f64)
-    W = torch.randn(n, n, generator=g, dtype=f64).abs() * sign / n**0.5
+    W = torch.randn(n, n, generator=g, dtype=f64).abs() * sign * mask / n**0.5  # zero where masked
     W_fix = 0.1 * torch.rand(n, n, generator=g, dtype=f64) * (sign > 0)
     tau = 0.05 + 0.1 * torch.rand(n, generator=g, dtype=f64)
     b = 0.3 * torch.randn(n, generator=g, dtype=f64)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..state import state_type
+from .params import as_tensor
 
 
 class Model(nn.Module):
@@ -123,14 +124,22 @@ class Model(nn.Module):
         """
         return torch.full((self.dim,), float(self.timescale), device=self.device, dtype=self.dtype)
 
+    def state_noise(self) -> Tensor:
+        """Euler–Maruyama noise amplitude of each flat state dimension per unit ``noise_std``.
+
+        ``simulate`` adds ``noise_std * state_noise() * sqrt(dt) * N(0, 1)`` each step. Default
+        ``sqrt(2 / state_tau())``; a model returns 0 for variables that take no noise (e.g. the
+        bounded resource fractions of :class:`~neurodyn.models.STPRateRNN`). Shape as :meth:`state_tau`.
+        """
+        return torch.sqrt(2.0 / self.state_tau())
+
 
 def positive_tensor(
     name: str, value: Any, shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None
 ) -> Tensor:
     """Validate a time constant (scalar or per-unit) and return it as a tensor of ``dtype``."""
     dtype = dtype or torch.get_default_dtype()
-    tensor = value.detach().clone() if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
-    tensor = tensor.to(dtype)
+    tensor = as_tensor(name, value).to(dtype)
     if not torch.isfinite(tensor).all() or (tensor <= 0).any():
         raise ValueError(f"{name} must be positive and finite; got {value!r}")
     if shape is not None and tensor.dim() > 0 and tuple(tensor.shape) != shape:

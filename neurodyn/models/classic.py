@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .base import Model
 from .linear import linear
-from .params import check_trainable, register_tensor
+from .params import as_int, as_real, check_trainable, register_tensor
 
 
 class ClassicModel(Model):
@@ -62,12 +62,18 @@ class WongWang(ClassicModel):
         x_2 = J_N22 S2 - J_N21 S1 + I_0 + J_ext mu0 (1 - coherence/100) + x_in[1]
         H(x) = (a x - b) / (1 - exp(-d (a x - b)))
 
-    ``mu0`` is the stimulus strength (Hz) and ``coherence`` c' (percent, -100..100).
+    ``mu0 >= 0`` is the stimulus strength (Hz) and ``coherence`` c' (percent, in [-100, 100]).
     Defaults are the published ones: a = 270 Hz/nA, b = 108 Hz, d = 0.154 s,
     gamma = 0.641, tau_S = 0.1 s, J_N11 = J_N22 = 0.2609 nA, J_N12 = J_N21 = 0.0497 nA,
     I_0 = 0.3255 nA, J_ext = 5.2e-4 nA/Hz. The optional input ``x_in (B, 2)``
     adds currents (nA) to each population, e.g. a time-varying stimulus from
     :meth:`stimulus_current`.
+
+    Noise: ``simulate(noise_std=...)`` adds white noise to ``S`` itself,
+    ``noise_std sqrt(2 dt / tau_S) N(0, 1)`` per step, which is not the paper's
+    noise and can push ``S`` outside [0, 1]. Wong & Wang 2006 put the noise on the
+    input currents, an Ornstein–Uhlenbeck process with ``tau_AMPA = 2 ms`` and
+    ``sigma = 0.02 nA``: pass such a current as ``x_in`` instead.
     """
 
     state_vars = {"S1": 1, "S2": 1}
@@ -93,6 +99,8 @@ class WongWang(ClassicModel):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        as_real("mu0", mu0, ge=0)
+        as_real("coherence", coherence, ge=-100, le=100)
         values = dict(mu0=mu0, coherence=coherence, a=a, b=b, d=d, gamma=gamma, tau_S=tau_S, J_N11=J_N11,
                       J_N22=J_N22, J_N12=J_N12, J_N21=J_N21, I_0=I_0, J_ext=J_ext)
         self._register_parameters(values, positive=("a", "d", "gamma", "tau_S"), trainable=trainable, dtype=dtype)
@@ -150,6 +158,10 @@ class WilsonCowan(ClassicModel):
 
     ``sigmoid="shifted"`` uses ``F(z) = 1/(1 + exp(-a (z - theta))) - 1/(1 + exp(a theta))``
     so that ``F(0) = 0`` (Wilson & Cowan 1972); ``"logistic"`` drops the shift.
+    The refractory factor implemented is ``(1 - rE E)`` (Neuromatch Academy's
+    form). Wilson & Cowan 1972 write ``(k_e - r_e E)`` with ``k_e = F(inf) =
+    1 - 1/(1 + exp(aE thetaE))`` (0.966 for the default aE, thetaE; ``k_i`` likewise):
+    this model has 1 in place of ``k_e`` and ``k_i``.
     Defaults (Wilson & Cowan 1972's gains and thresholds with the Neuromatch
     Academy couplings): tauE = 1, tauI = 2, aE = 1.2, thetaE = 2.8, aI = 1,
     thetaI = 4, wEE = 9, wEI = 4, wIE = 13, wII = 11, no refractory term
@@ -237,9 +249,7 @@ class LinearIntegrator(ClassicModel):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (("n", n, 1), ("n_in", n_in, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        n, n_in = as_int("n", n, 1), as_int("n_in", n_in, 0)
         self.n, self.n_in = n, n_in
         self.state_vars = {"r": n}
         given = isinstance(direction, Tensor) and torch.is_floating_point(direction)

@@ -18,32 +18,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .params import as_int, as_real, as_tensor, float_dtype
 
 Initializer = Callable[[tuple[int, ...]], Tensor]
 INITS = ("gaussian", "identity", "orthogonal", "balanced")
 
 
-def as_weight(name: str, value: Tensor | None, shape: tuple[int, ...], dtype: torch.dtype, init) -> Tensor:
-    """Validate a user-given initial tensor, or draw one with ``init(shape)``."""
+def as_weight(name: str, value: Any, shape: tuple[int, ...], dtype: torch.dtype | None, init=None,
+              *, allow_bool: bool = False) -> Tensor:
+    """Validate a user-given initial array (tensor, numpy array or list), or draw one with ``init(shape)``."""
     if value is None:
         return init(shape).to(dtype)
-    value = torch.as_tensor(value)
-    if tuple(value.shape) != shape:
-        raise ValueError(f"{name} must have shape {shape}; got {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} contains NaN or Inf; pass finite initial values")
-    return value.detach().clone().to(dtype)
+    tensor = as_tensor(name, value, allow_bool=allow_bool)
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or Inf; pass finite values")
+    return tensor if dtype is None else tensor.to(dtype)
 
 
-def infer_dtype(*tensors: Tensor | None) -> torch.dtype:
-    """The dtype of the first floating tensor given, else torch's default."""
-    for t in tensors:
-        if isinstance(t, Tensor) and torch.is_floating_point(t):
-            return t.dtype
+def infer_dtype(*values: Any) -> torch.dtype:
+    """The dtype of the first floating tensor or numpy array given, else torch's default."""
+    for value in values:
+        dtype = float_dtype(value)
+        if dtype is not None:
+            return dtype
     return torch.get_default_dtype()
+
+
+def entries(where: Tensor, limit: int = 5) -> str:
+    """The first ``limit`` ``(row, column)`` indices where a boolean matrix is True, for error messages."""
+    found = where.nonzero().tolist()
+    listed = ", ".join(f"({i}, {j})" for i, j in found[:limit])
+    return listed + (f" and {len(found) - limit} more" if len(found) > limit else "")
 
 
 def gaussian(g: float, n: int) -> Initializer:
@@ -61,37 +73,39 @@ def orthogonal(g: float) -> Initializer:
     return lambda shape: g * nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64))
 
 
-def _check_square(name: str, value: Tensor | None, n: int) -> Tensor | None:
-    if value is None:
-        return None
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape ({n}, {n}); got {type(value).__name__}")
-    if tuple(value.shape) != (n, n):
-        raise ValueError(f"{name} must have shape ({n}, {n}); got {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} contains NaN or Inf")
-    return value.detach().clone()
-
-
 class Connectivity(nn.Module):
     r"""The effective recurrent matrix ``W = M ⊙ S(W~) + W_fix`` of a network of ``n`` units.
 
     Args:
-        g: gain of the random initializers (spectral radius of ``M ⊙ S(W~)``).
-        W: initial ``W~`` (overrides ``init``). With ``sign`` its columns must
-            already obey Dale's law, so the effective ``W`` equals the given one.
-        init: "gaussian" (``g N(0,1)/sqrt(p n)`` with p the mask density),
-            "identity" (Le et al. 2015; ``g`` unused), "orthogonal" (``g Q``),
-            "balanced" (Dale's law only: half-normal magnitudes, inhibitory
-            columns scaled by n_E/n_I so each row's mean E and I input cancel,
-            then rescaled to spectral radius ``g``; Song, Yang & Wang 2016), or a
-            callable ``shape -> Tensor``.
+        g: gain that scales the random draw of ``W~``. Eigenvalues of the initial
+            ``W_train = M ⊙ S(W~)``, with p the mask density (Rajan & Abbott 2006):
+            "gaussian" (entries ``g N(0,1)/sqrt(p n)``) fills a disk of radius ≈ g
+            (circular law); "orthogonal" (``g Q``) has all ``|lambda| = g`` exactly
+            without a mask and behaves as "gaussian" with gain ``g sqrt(p)`` with one;
+            "balanced" has spectral radius exactly g. Under Dale's law "gaussian" and
+            "orthogonal" keep the magnitudes ``|W~|``, whose nonzero mean adds one
+            outlier ≈ ``g sqrt(2/pi) (n_E - n_I) sqrt(p/n)`` to a bulk of radius
+            ≈ ``g sqrt(1 - 2p/pi)`` (g sqrt(p) in place of g for a masked "orthogonal");
+            the outlier sets the spectral radius when n_E != n_I (use "balanced" for a
+            radius of g).
+        W: initial ``W~`` (overrides ``init``; tensor, numpy array or list). It must
+            already have the structure asked for, so that the effective ``W_train``
+            equals it: zero where a given ``mask`` is 0 and on the diagonal with
+            ``autapses=False``, and with ``sign`` excitatory columns >= 0 and
+            inhibitory ones <= 0; otherwise ValueError names the offending entries.
+            ``density`` instead sparsifies the given ``W``: its random mask keeps each
+            entry with probability ``density``.
+        init: "gaussian" (``g N(0,1)/sqrt(p n)``), "identity" (Le et al. 2015; ``g``
+            unused; needs every diagonal synapse allowed), "orthogonal" (``g Q``,
+            Saxe et al. 2014), "balanced" (Dale's law only: half-normal magnitudes,
+            inhibitory columns scaled by n_E/n_I so each row's mean E and I input
+            cancel, then rescaled to spectral radius ``g``; Song, Yang & Wang 2016),
+            or a callable ``shape -> Tensor``.
         mask: fixed 0/1 ``(n, n)`` mask ``M`` of allowed synapses.
         density: draw ``M`` at random with ``P(M_ij = 1) = density`` in (0, 1].
         autapses: False zeroes the diagonal of ``M`` (no self-connections).
         W_fix: fixed, non-trainable ``(n, n)`` part added to ``W``.
-        sign: ``(n,)`` tensor of +1 (excitatory) / -1 (inhibitory) presynaptic
-            units: Dale's law.
+        sign: ``(n,)`` +1 (excitatory) / -1 (inhibitory) per presynaptic unit: Dale's law.
     """
 
     def __init__(
@@ -109,45 +123,54 @@ class Connectivity(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int; got {n!r}")
-        if not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-            raise ValueError(f"g must be a finite number >= 0; got {g!r}")
+        n = as_int("n", n, 1)
+        g = as_real("g", g, ge=0)
         if not (isinstance(init, str) and init in INITS) and not callable(init):
             raise ValueError(f"init must be one of {list(INITS)} or a callable shape -> Tensor; got {init!r}")
         dtype = dtype or infer_dtype(W, W_fix)
         self.n = n
         self._register_optional("mask", self._make_mask(n, mask, density, autapses), dtype)
         self._register_optional("sign", self._check_sign(sign, n), dtype)
-        W_fix = _check_square("W_fix", W_fix, n)
-        if W_fix is not None and self.sign is not None and (W_fix * self.sign < 0).any():
-            raise ValueError("W_fix breaks Dale's law: its excitatory columns must be >= 0 and inhibitory ones <= 0")
+        W_fix = None if W_fix is None else as_weight("W_fix", W_fix, (n, n), None)
+        self._check_dale("W_fix", W_fix)
         self._register_optional("W_fix", W_fix, dtype)
         if W is None:
             weight = self._initial(init, g, dtype)
         else:
-            weight = as_weight("W", W, (n, n), dtype, None)
-            if self.sign is not None:
-                if (weight * self.sign < 0).any():
-                    raise ValueError("W breaks Dale's law: columns of excitatory units must be >= 0 and of "
-                                     "inhibitory units <= 0; fix the signs or leave W=None")
-                weight = weight.abs()
+            weight = as_weight("W", W, (n, n), dtype)
+            self._check_dale("W", weight)
+            self._check_structure(weight, mask, density, autapses)
+            weight = weight if self.sign is None else weight.abs()
         self.weight = nn.Parameter(weight)
 
     def _register_optional(self, name: str, value: Tensor | None, dtype: torch.dtype) -> None:
         self.register_buffer(name, None if value is None else value.to(dtype))
 
+    def _check_structure(self, weight: Tensor, mask: Any, density: Any, autapses: bool) -> None:
+        """A given W must be zero where a given mask is 0 and, without autapses, on its diagonal."""
+        if density is None and self.mask is not None:
+            outside = (weight != 0) & (self.mask == 0)
+        else:  # a random mask sparsifies W: only the no-autapse diagonal is asked of it
+            outside = torch.diag(weight.diagonal() != 0) & (not autapses)
+        if outside.any():
+            given = " or ".join(k for k, on in (("the mask", mask is not None), ("autapses=False", not autapses)) if on)
+            raise ValueError(f"W is nonzero where {given} allows no synapse, at {entries(outside)}; zero those "
+                             "entries (e.g. W * mask) or leave W=None")
+
+    def _check_dale(self, name: str, value: Tensor | None) -> None:
+        if value is not None and self.sign is not None and (value * self.sign < 0).any():
+            raise ValueError(f"{name} breaks Dale's law at {entries(value * self.sign < 0)}: columns of excitatory "
+                             f"units must be >= 0 and of inhibitory units <= 0; fix the signs")
+
     @staticmethod
-    def _make_mask(n: int, mask: Tensor | None, density: float | None, autapses: bool) -> Tensor | None:
+    def _make_mask(n: int, mask: Any, density: Any, autapses: bool) -> Tensor | None:
         if mask is not None and density is not None:
             raise ValueError("give either mask or density, not both")
         if density is not None:
-            if not isinstance(density, (int, float)) or not 0 < density <= 1:
-                raise ValueError(f"density must be in (0, 1]; got {density!r}")
+            density = as_real("density", density, gt=0, le=1)
             mask = (torch.rand(n, n) < density) if density < 1 else None
-        mask = _check_square("mask", mask, n)
         if mask is not None:
-            mask = mask.to(torch.float64)
+            mask = as_weight("mask", mask, (n, n), torch.float64, allow_bool=True)
             if not ((mask == 0) | (mask == 1)).all():
                 raise ValueError("mask must hold only 0 and 1 (or booleans)")
         if not autapses:
@@ -155,10 +178,10 @@ class Connectivity(nn.Module):
         return mask
 
     @staticmethod
-    def _check_sign(sign: Tensor | None, n: int) -> Tensor | None:
+    def _check_sign(sign: Any, n: int) -> Tensor | None:
         if sign is None:
             return None
-        sign = torch.as_tensor(sign, dtype=torch.float64)
+        sign = as_tensor("sign", sign).to(torch.float64)
         if tuple(sign.shape) != (n,) or not ((sign == 1) | (sign == -1)).all():
             raise ValueError(f"sign must be an ({n},) tensor of +1 (excitatory) and -1 (inhibitory)")
         return sign
@@ -169,6 +192,11 @@ class Connectivity(nn.Module):
             if self.sign is None:
                 raise ValueError('init="balanced" needs Dale\'s-law signs (use EIRateRNN or pass sign)')
             return self._balanced(g).to(dtype)
+        if init == "identity" and self.mask is not None and (self.mask.diagonal() == 0).any():
+            cut = (self.mask.diagonal() == 0).nonzero().flatten().tolist()
+            raise ValueError(f'init="identity" needs the diagonal synapses, but the mask removes those of units '
+                             f"{cut[:5]}{' ...' if len(cut) > 5 else ''} (autapses=False, mask or density): W would be "
+                             f"{'0' if len(cut) == n else 'partly 0'}; choose another init or allow autapses")
         draw = {"gaussian": gaussian(g, max(round(density * n), 1)), "identity": identity,
                 "orthogonal": orthogonal(g)}.get(init, init)
         weight = torch.as_tensor(draw((n, n)))

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .activations import Activation, get_activation, slope_of
-from .rate_rnn import RateRNN
+from .params import as_int, as_real, as_tensor
+from .rate_rnn import RateRNN, subclass_dtype
 
 READOUTS = ("all", "excitatory")
 
@@ -50,7 +51,8 @@ class EIRateRNN(RateRNN):
 
     ``tau_e``/``tau_i`` (default ``tau``) and ``activation``/``activation_i``
     (default the same) are per population; ``readout="excitatory"`` reads out
-    from excitatory units only (inhibitory columns of ``W_out`` held at 0).
+    from excitatory units only (inhibitory columns of ``W_out`` held at 0; a
+    given ``W_out`` must have them 0).
     Every other :class:`RateRNN` keyword (``W``, ``W_in``, ``b``, ``W_out``,
     ``b_out``, ``bias``, ``g``, ``init``, ``mask``, ``density``, ``autapses``,
     ``W_fix``, ``learn_tau``) keeps its meaning; a given ``W`` must obey Dale's law.
@@ -64,36 +66,39 @@ class EIRateRNN(RateRNN):
         n_out: int = 0,
         *,
         tau: float | Tensor = 0.1,
-        tau_e: float | None = None,
-        tau_i: float | None = None,
+        tau_e: float | Tensor | None = None,
+        tau_i: float | Tensor | None = None,
         activation: str | Activation = "relu",
         activation_i: str | Activation | None = None,
         readout: str = "all",
         init: Any = "balanced",
         **kwargs: Any,
     ) -> None:
-        for name, value, low in (("n_e", n_e, 1), ("n_i", n_i, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        n_e, n_i = as_int("n_e", n_e, 1), as_int("n_i", n_i, 0)
+        if "sign" in kwargs:
+            raise TypeError("EIRateRNN sets Dale's-law signs from n_e and n_i (the first n_e units excitatory); "
+                            "remove sign=, or use RateRNN(sign=...) for another order")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {list(READOUTS)}; got {readout!r}")
         n = n_e + n_i
-        for name, value in (("tau_e", tau_e), ("tau_i", tau_i)):
-            if value is not None and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
+        dtype = subclass_dtype(kwargs, tau=tau)
         if tau_e is not None or tau_i is not None:
-            if isinstance(tau, Tensor) and tau.dim() > 0:
+            if as_tensor("tau", tau).dim() > 0:
                 raise ValueError("give a per-unit tau tensor or tau_e/tau_i, not both")
-            tau = torch.cat([torch.full((n_e,), float(tau if tau_e is None else tau_e), dtype=torch.float64),
-                             torch.full((n_i,), float(tau if tau_i is None else tau_i), dtype=torch.float64)])
+            tau_e, tau_i = (tau if v is None else as_real(k, v, gt=0) for k, v in (("tau_e", tau_e), ("tau_i", tau_i)))
+            tau = torch.cat([torch.full((n_e,), float(tau_e), dtype=torch.float64),
+                             torch.full((n_i,), float(tau_i), dtype=torch.float64)])
         f_e = get_activation(activation)
         if activation_i is not None:
             activation = PopulationActivation(n_e, f_e, get_activation(activation_i))
         sign = torch.cat([torch.ones(n_e), -torch.ones(n_i)])
-        super().__init__(n, n_in, n_out, tau=tau, activation=activation, init=init, sign=sign, **kwargs)
+        super().__init__(n, n_in, n_out, tau=tau, activation=activation, init=init, sign=sign, dtype=dtype, **kwargs)
         self.n_e, self.n_i, self.readout = n_e, n_i, readout
         self.register_buffer("readout_mask", (sign > 0).to(self.dtype) if readout == "excitatory" else None)
         if self.readout_mask is not None:
+            if kwargs.get("W_out") is not None and (self.W_out[:, n_e:] != 0).any():
+                raise ValueError('readout="excitatory" reads out from excitatory units only, but the given W_out has '
+                                 f"nonzero inhibitory columns (columns {n_e}..{n - 1}); zero them")
             with torch.no_grad():
                 self.W_out.mul_(self.readout_mask)
 

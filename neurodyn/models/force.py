@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .connectivity import infer_dtype
-from .rate_rnn import RateRNN
+from .connectivity import as_weight
+from .params import as_int, as_real
+from .rate_rnn import RateRNN, subclass_dtype
 
 
 class ForceRNN(RateRNN):
@@ -42,21 +43,19 @@ class ForceRNN(RateRNN):
         activation: Any = "tanh",
         **kwargs: Any,
     ) -> None:
-        if not isinstance(n_out, int) or isinstance(n_out, bool) or n_out < 1:
-            raise ValueError(f"n_out must be an int >= 1 (the fed-back readout); got {n_out!r}")
+        n, n_out = as_int("n", n, 1), as_int("n_out", n_out, 1)
         if "density" in kwargs:
             raise TypeError("ForceRNN takes the connection density as p, not density")
+        p = None if p is None else as_real("p", p, gt=0, le=1)
         density = None if kwargs.get("mask") is not None or kwargs.get("W") is not None else p
+        dtype = subclass_dtype(kwargs, W_out=W_out, tau=tau)
         if W_out is None:
-            given = (kwargs.get(k) for k in ("W", "W_in", "b", "b_out", "W_fix"))
-            W_out = torch.zeros(n_out, n, dtype=infer_dtype(*given))
-        super().__init__(n, n_in, n_out, tau=tau, g=g, density=density, W_out=W_out, activation=activation, **kwargs)
+            W_out = torch.zeros(n_out, n, dtype=dtype)
+        super().__init__(n, n_in, n_out, tau=tau, g=g, density=density, W_out=W_out, activation=activation,
+                         dtype=dtype, **kwargs)
         if w_fb is None:
             w_fb = 2 * torch.rand(n, n_out, dtype=torch.float64) - 1
-        w_fb = torch.as_tensor(w_fb)
-        if tuple(w_fb.shape) != (n, n_out) or not torch.isfinite(w_fb).all():
-            raise ValueError(f"w_fb must be a finite ({n}, {n_out}) tensor; got shape {tuple(w_fb.shape)}")
-        self.register_buffer("w_fb", w_fb.detach().clone().to(self.dtype))
+        self.register_buffer("w_fb", as_weight("w_fb", w_fb, (self.n, n_out), self.dtype))
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r = state[0]

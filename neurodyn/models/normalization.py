@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .activations import Activation, get_activation
-from .params import register_tensor
+from .params import as_tensor, register_tensor
 
 
 class DivisiveNormalization(nn.Module):
@@ -14,9 +14,11 @@ class DivisiveNormalization(nn.Module):
     ``I`` is the unit's total input current ``(B, n)``. ``pool=None`` pools
     over all units; otherwise ``pool`` is a 0/1 ``(n, n)`` matrix with
     ``pool[i, j] = 1`` when ``j`` is in unit ``i``'s normalization pool.
-    ``gamma`` and ``sigma`` are trainable with ``trainable=True``. The formula
-    assumes a positive denominator (e.g. non-negative inputs); where it
-    crosses zero the rates diverge and ``simulate`` reports it.
+    ``gamma`` and ``sigma`` are trainable with ``trainable=True``. ``sigma > 0``
+    (the semi-saturation constant of Carandini & Heeger 2012) keeps the
+    denominator positive for non-negative inputs, zero input included (``sigma = 0``
+    would give 0/0 there); inputs whose pooled sum reaches ``-sigma`` make the
+    rates diverge, and ``simulate`` reports it.
     """
 
     def __init__(
@@ -32,16 +34,15 @@ class DivisiveNormalization(nn.Module):
         self.f = get_activation(f)
         register_tensor(self, "gamma", gamma, trainable=trainable)
         register_tensor(self, "sigma", sigma, trainable=trainable)
-        if (self.sigma.detach() < 0).any():
-            raise ValueError(f"sigma must be >= 0; got {sigma!r}")
+        if (self.sigma.detach() <= 0).any():
+            raise ValueError(f"sigma must be > 0 (at sigma = 0 a zero input gives 0/0); got {sigma!r}")
         if pool is not None:
-            if not isinstance(pool, Tensor):
-                raise TypeError(f"pool must be a 0/1 (n, n) torch.Tensor or None; got {type(pool).__name__}")
+            pool = as_tensor("pool", pool, allow_bool=True)
             if pool.dim() != 2 or pool.shape[0] != pool.shape[1] or pool.shape[0] < 1:
                 raise ValueError(f"pool must be a square (n, n) matrix; got shape {tuple(pool.shape)}")
             if not ((pool == 0) | (pool == 1)).all():
                 raise ValueError("pool must hold only 0 and 1")
-            pool = pool.detach().clone().to(self.gamma.dtype)
+            pool = pool.to(self.gamma.dtype)
         self.register_buffer("pool", pool)
 
     @property

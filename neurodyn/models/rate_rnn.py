@@ -14,7 +14,20 @@ from .activations import Activation, get_activation, slope_of
 from .base import Model, positive_tensor
 from .connectivity import Connectivity, Initializer, as_weight, infer_dtype
 from .linear import linear
+from .params import as_int
 from .rate_scan import rate_scan
+
+ARRAY_KEYWORDS = ("W", "W_in", "b", "W_out", "b_out", "W_fix", "tau")  # the arguments that set the precision
+
+
+def subclass_dtype(kwargs: dict[str, Any], **given: Any) -> torch.dtype:
+    """The precision :class:`RateRNN` will pick, for a subclass that builds tensors before calling it.
+
+    Pops ``kwargs["dtype"]`` if set; else the first floating tensor or numpy array among
+    the array keywords (``given`` overrides ``kwargs``), else torch's default.
+    """
+    values = {**kwargs, **given}
+    return kwargs.pop("dtype", None) or infer_dtype(*(values.get(k) for k in ARRAY_KEYWORDS))
 
 
 class RateRNN(Model):
@@ -29,7 +42,8 @@ class RateRNN(Model):
     ``W`` is built by the shared :class:`Connectivity`, ``W = M ⊙ S(W~) + W_fix``:
     ``init``, ``mask``/``density``, ``autapses``, ``W_fix`` and Dale's-law
     ``sign`` (+1/-1 per presynaptic unit) have the meaning given there; ``W=``
-    sets the initial ``W~``. ``dtype`` (default: that of the tensors given, else
+    sets the initial ``W~``. Arrays may be tensors, numpy arrays or lists; ``dtype``
+    (default: that of the first floating tensor or numpy array given, else
     torch's default) builds the model in that precision; prefer it to ``.double()``
     afterwards, which keeps ``tau`` rounded to float32 (0.1 -> 0.10000000149).
     """
@@ -59,16 +73,14 @@ class RateRNN(Model):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("n", n), ("n_in", n_in), ("n_out", n_out)):
-            if not isinstance(value, int) or value < (1 if name == "n" else 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'n' else 'non-negative'} int; got {value!r}")
+        n, n_in, n_out = as_int("n", n, 1), as_int("n_in", n_in, 0), as_int("n_out", n_out, 0)
         self.n, self.n_in, self.n_out = n, n_in, n_out
         self.state_vars = {"r": n}
         self.activation = get_activation(activation)
         units = getattr(self.activation, "units", None)
         if units is not None and units != n:
             raise ValueError(f"the activation is built for {units} units (e.g. its pool matrix) but n={n}")
-        dtype = dtype or infer_dtype(W, W_in, b, W_out, b_out, W_fix, tau if isinstance(tau, Tensor) else None)
+        dtype = dtype or infer_dtype(W, W_in, b, W_out, b_out, W_fix, tau)  # the order of ARRAY_KEYWORDS
         tau = positive_tensor("tau", tau, (n,), dtype)
         if learn_tau:
             self.tau = nn.Parameter(tau)

@@ -21,12 +21,25 @@ class STPRateRNN(RateRNN):
         du/dt = (U - u) / tau_u + U (1 - u) r+                 (Eq. 49)
 
     so the effective weight from presynaptic unit ``j`` is ``w~_ij u_j x_j``
-    (Mongillo, Barak & Tsodyks 2008; Masse et al. 2019). ``r+ = max(r, 0)`` is
-    the presynaptic rate (rates are non-negative with the default relu), which
-    keeps ``u`` and ``x`` in [0, 1]. ``U`` in (0, 1], ``tau_u`` and ``tau_x`` are
-    scalars or per-neuron ``(n,)`` tensors, trainable with ``learn_stp=True``.
-    The initial state is the resting one: ``r = 0, u = U, x = 1``. Other
-    :class:`RateRNN` keywords keep their meaning.
+    (Mongillo, Barak & Tsodyks 2008; Masse et al. 2019). ``U`` in (0, 1], ``tau_u``
+    and ``tau_x`` are scalars or per-neuron ``(n,)`` tensors, trainable with
+    ``learn_stp=True``. The initial state is the resting one, ``r = 0, u = U, x = 1``
+    (``u`` carries the gradient to ``U``). Other :class:`RateRNN` keywords keep their meaning.
+
+    Bounds: with ``r+ = max(r, 0)`` the exact dynamics keep ``u`` and ``x`` in [0, 1]
+    (at ``x = 0``, ``dx/dt = 1/tau_x > 0``; at ``x = 1``, ``dx/dt = -u r+ <= 0``; likewise
+    for ``u``). A solver step need not: the Euler step is
+    ``x <- (1 - dt a_x) x + dt/tau_x`` with ``a_x = 1/tau_x + u r+`` (and ``u`` likewise
+    with ``a_u = 1/tau_u + U r+``), a convex combination of the old value and its
+    target in [0, 1] exactly when ``dt a_x <= 1`` and ``dt a_u <= 1``. A larger ``dt``
+    can overshoot (r+ = 110 Hz, dt = 0.02 s: x = -0.11), and ``dt a_x > 2`` oscillates
+    with growing amplitude (r+ = 250 Hz, dt = 0.01 s). These rates grow with ``r+``, so
+    :attr:`timescale` (``min(tau, tau_u, tau_x)``, state-independent) does not bound
+    them: keep ``dt <= 1 / (1/min(tau_u, tau_x) + max r+)``, which bounds both, or use
+    an adaptive solver. Nothing is clamped.
+
+    Noise: ``simulate(noise_std=...)`` adds noise to ``r`` only; the resource
+    fractions ``u``, ``x`` take none (:meth:`state_noise` is 0 there).
     """
 
     def __init__(
@@ -53,7 +66,7 @@ class STPRateRNN(RateRNN):
 
     def initial_state(self, batch_size: int = 1) -> Any:
         r = torch.zeros(batch_size, self.n, device=self.device, dtype=self.dtype)
-        return self.State(r, self.U.detach().expand(batch_size, self.n).clone(), torch.ones_like(r))
+        return self.State(r, self.U.expand(batch_size, self.n).clone(), torch.ones_like(r))
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r, u, x = state
@@ -70,3 +83,8 @@ class STPRateRNN(RateRNN):
     def state_tau(self) -> Tensor:
         n = self.n
         return torch.cat([self.tau.expand(n), self.tau_u.expand(n), self.tau_x.expand(n)])
+
+    def state_noise(self) -> Tensor:
+        """``sqrt(2 / tau)`` on ``r``, 0 on ``u`` and ``x`` (bounded fractions take no additive noise)."""
+        on_r = torch.sqrt(2.0 / self.tau.expand(self.n))
+        return torch.cat([on_r, on_r.new_zeros(2 * self.n)])

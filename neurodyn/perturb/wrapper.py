@@ -78,6 +78,9 @@ class Perturbation(Model):
     def state_tau(self) -> Tensor:
         return self.model.state_tau()
 
+    def state_noise(self) -> Tensor:
+        return self.model.state_noise()
+
     def input_drive(self, x: Tensor) -> Tensor:
         return self.model.input_drive(x)
 
