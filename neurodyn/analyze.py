@@ -10,9 +10,7 @@ dimensions), in float64.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 
 from .equations import Equations
 from .equations.spec import Spec, parse_assignment, read_spec
+from .files import write_atomic
 
 DEFAULT_RANGE = (-1.0, 1.0)
 
@@ -133,12 +132,7 @@ def _save_portrait(model: Equations, fps, x: torch.Tensor, x_range, y_range, pat
 
     path.parent.mkdir(parents=True, exist_ok=True)
     ax = phase_portrait(model, x_range, y_range, x=x, fixed_points=fps)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        ax.figure.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: ax.figure.savefig(tmp, dpi=120), suffix=".png")
     finally:
         plt.close(ax.figure)
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ FIGURES = ("training_curve.png", "pca_trajectories.png", "eigenspectrum.png", "c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_output",
-                        help="folder for summary.json and the figures (created if missing)")
+                        help="folder for summary.json and the figures (created if missing; default demo_output)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run: 200 training steps instead of 600 (< 1 minute on 2 CPU cores)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -58,8 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if not 0 <= args.seed < 2**63:
+            raise DemoError(f"--seed must be in [0, 2**63); got {args.seed}")
+        if not args.out:
+            raise DemoError("--out is empty; pass a folder path (e.g. --out demo_output, or . for here)")
+        device = _device(args.device)  # before creating --out: a refused run leaves nothing behind
         out = prepare_output(Path(args.out))
-        device = _device(args.device)
     except DemoError as err:
         print(f"neurodyn demo: error: {err}", file=sys.stderr)
         return 2
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"neurodyn demo: error: training diverged: {err}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
+    print(_verdict(summary["slow_mode"]))
     print(f"wrote {out / 'summary.json'} and {len(FIGURES)} figures in {out}")
     return 0
 
@@ -102,18 +110,6 @@ def _device(name: str) -> Any:
     if name == "cuda" and not torch.cuda.is_available():
         raise DemoError("--device cuda was requested but CUDA is not available; use --device cpu")
     return torch.device(name)
-
-
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_name)`` on a temporary file next to ``path``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
 
 
 @contextmanager
@@ -165,12 +161,16 @@ def main_job(out: Path, config: DemoConfig, *, seed: int, device: Any) -> dict[s
     summary = {
         "accuracy": accuracy,
         "n_fixed_points": int(fps.states.shape[0]),
+        "fixed_point_stability": fps.stability,
+        "n_unconverged_starts": fps.n_unconverged,
         "line_attractor_eigval": _complex_json(line.eigval),
+        "slow_mode": slow_mode(line.eigval, float(max(task.durations["delay"]))),
         "f1_order_correlation": correlation,
         "timings_s": timings,
         "config": {**config.__dict__, "seed": seed, "device": str(device)},
     }
-    write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"),
+                 suffix=".json")
     return summary
 
 
@@ -225,8 +225,34 @@ def write_figures(out: Path, history: Any, traj: Any, batch: Any, fps: Any, line
     }
     for name, figure in figures.items():
         figure.tight_layout()
-        write_atomic(out / name, lambda tmp, figure=figure: figure.savefig(tmp, format="png", dpi=120))
+        write_atomic(out / name, lambda tmp, figure=figure: figure.savefig(tmp, format="png", dpi=120), suffix=".png")
         plt.close(figure)
+
+
+def slow_mode(eigval: complex, delay: float) -> dict[str, Any]:
+    """What the eigenvalue nearest 0 says about the memory held over a ``delay`` (s).
+
+    ``time_constant_s = 1/|Re lambda|`` (None if 0) and ``rotation_hz = |Im lambda|/(2 pi)``. It is a line
+    attractor over the delay (Seung 1996) when the mode is real (no rotation) and decays more slowly than the
+    delay lasts; a complex pair is a slowly decaying rotation, which holds f1 only at the trained delay.
+    """
+    eigval = complex(eigval)
+    rate, rotation = abs(eigval.real), abs(eigval.imag) / (2 * math.pi)
+    real = abs(eigval.imag) <= 1e-6 * max(1.0, abs(eigval))
+    time_constant = 1 / rate if rate > 0 else math.inf
+    return {"time_constant_s": time_constant if math.isfinite(time_constant) else None,
+            "rotation_hz": 0.0 if real else rotation, "delay_s": delay,
+            "line_attractor": bool(real and time_constant > delay)}
+
+
+def _verdict(mode: dict[str, Any]) -> str:
+    tau = "no decay" if mode["time_constant_s"] is None else f"time constant {mode['time_constant_s']:.2g} s"
+    if mode["line_attractor"]:
+        return f"slowest mode: {tau}, real: a line attractor over the {mode['delay_s']:g} s delay"
+    if mode["rotation_hz"]:
+        return (f"slowest mode: {tau}, rotating at {mode['rotation_hz']:.2g} Hz: f1 is held in a slowly decaying "
+                "rotation, not on a line attractor")
+    return f"slowest mode: {tau}, shorter than the {mode['delay_s']:g} s delay: not a line attractor"
 
 
 def _complex_json(value: Any) -> float | dict[str, float]:

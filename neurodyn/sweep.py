@@ -27,7 +27,6 @@ import os
 import pickle
 import re
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -42,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import ArgumentTypeError
+from .files import write_atomic
 
 BACKENDS = ("local", "ray")
 STATUS_COLUMNS = ("status", "error")  # the columns rows() adds after a config's and result's keys
@@ -448,15 +448,13 @@ def _run_ray(fn: Callable, configs: list[Config], max_workers: int | None,
 # --- files -------------------------------------------------------------------------------------
 
 def atomic_write(path: Path, write: Callable[[Any], None], newline: str | None = None) -> None:
-    """Write a text file through a temporary file in the same folder, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline=newline) as f:
+    """Write a text file atomically (:func:`neurodyn.files.write_atomic`); ``write(f)`` gets the open file."""
+
+    def text(tmp: str) -> None:
+        with open(tmp, "w", newline=newline) as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+    write_atomic(path, text)
 
 
 def _check_out(out: Any, *, create: bool) -> Path:

@@ -59,6 +59,15 @@ def test_linear_unit_at_steady_state_reaches_the_bound_along_w():
     torch.testing.assert_close(other.x, res.x, atol=1e-4, rtol=0)
 
 
+def test_a_unit_the_input_cannot_reach_is_reported_not_converged():
+    model = linear_rnn()
+    with torch.no_grad():
+        model.W_in[2] = 0.0  # unit 2 gets no input (W = 0): its activity is the same for every x
+    with pytest.warns(UserWarning, match="does not change with the input"):
+        res = preferred_input(model, 2, STEADY, bound=2.0, generator=torch.Generator().manual_seed(1))
+    assert not res.converged and res.steps == 0
+
+
 def test_time_varying_input_of_a_relaxing_unit_reaches_the_analytic_optimum():
     model = Relax(torch.randn(3, 4, dtype=D64))
     w = model.W_in.detach()[1]

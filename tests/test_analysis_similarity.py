@@ -285,6 +285,9 @@ def test_rdm_needs_two_conditions():
         rdm(_random(1, 5))
     with pytest.raises(ValueError, match="rsa needs >= 3"):
         rsa(_random(2, 5), _random(2, 5))
+    with pytest.raises(ValueError, match=r"cka needs >= 3 \(with 2, the centred kernels have rank 1"):
+        cka(_random(2, 5), _random(2, 7))  # (it scored 1.0 for any two random representations)
+    assert cka(_random(6, 3), _random(6, 3), kernel="rbf", sigma=np.float32(0.5)) > 0  # numpy numbers are numbers
 
 
 @pytest.mark.parametrize("call,match", [

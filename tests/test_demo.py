@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,22 +64,27 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
-    assert demo.run(SimpleNamespace(out=str(tmp_path), quick=True, seed=0, device="cuda")) == 2
+    out = tmp_path / "never_made"
+    assert demo.run(SimpleNamespace(out=str(out), quick=True, seed=0, device="cuda")) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+    assert not out.exists()  # a refused run leaves nothing behind
 
 
-def test_write_atomic_replaces_whole_files_and_cleans_up_on_failure(tmp_path):
-    path = tmp_path / "summary.json"
-    demo.write_atomic(path, lambda tmp: Path(tmp).write_text("new"))
-    assert path.read_text() == "new"
+@pytest.mark.parametrize("out, seed, match", [("", 0, "--out is empty"), ("x", 10**20, r"--seed must be in"),
+                                              ("x", -1, r"--seed must be in")])
+def test_an_empty_out_or_a_seed_out_of_range_is_a_clear_error(tmp_path, capsys, monkeypatch, out, seed, match):
+    monkeypatch.chdir(tmp_path)
+    assert demo.run(SimpleNamespace(out=out, quick=True, seed=seed, device="cpu")) == 2
+    assert re.search(match, capsys.readouterr().err) and not list(tmp_path.iterdir())
 
-    def broken(tmp: str) -> None:
-        Path(tmp).write_text("half")
-        raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError):
-        demo.write_atomic(path, broken)
-    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+def test_slow_mode_tells_a_line_attractor_from_a_rotation():
+    line = demo.slow_mode(-0.1 + 0j, delay=0.5)  # tau = 10 s, real: holds f1 over the delay
+    assert line == {"time_constant_s": pytest.approx(10.0), "rotation_hz": 0.0, "delay_s": 0.5, "line_attractor": True}
+    rotation = demo.slow_mode(complex(-0.242, 4.827), delay=0.5)  # the stable focus a fixed delay trains
+    assert not rotation["line_attractor"] and rotation["rotation_hz"] == pytest.approx(4.827 / (2 * np.pi))
+    assert not demo.slow_mode(-5.0 + 0j, delay=0.5)["line_attractor"]  # 0.2 s: faster than the delay
+    assert demo.slow_mode(0j, delay=0.5)["time_constant_s"] is None
 
 
 def test_delay_states_takes_each_trials_delay_window():
@@ -111,6 +117,8 @@ def test_quick_demo_writes_a_valid_summary_and_figures(tmp_path):
     assert summary["n_fixed_points"] >= 1
     assert 0.0 <= summary["f1_order_correlation"] <= 1.0
     assert isinstance(summary["line_attractor_eigval"], (float, dict))
+    assert len(summary["fixed_point_stability"]) == summary["n_fixed_points"]
+    assert summary["slow_mode"]["delay_s"] == 0.5 and isinstance(summary["slow_mode"]["line_attractor"], bool)
     assert {"train", "evaluate", "fixed_points", "figures"} <= summary["timings_s"].keys()
     for name in demo.FIGURES:
         image = matplotlib.image.imread(out / name)

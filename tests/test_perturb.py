@@ -168,6 +168,31 @@ def test_clamp_changes_the_trajectory_only_from_t0_on():
                                rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("make", [lambda m: clamp(m, [1], 0.0, window=(0.2, 0.4)),
+                                  lambda m: stimulate(m, [1], 2.0, window=(0.2, 0.4))], ids=["clamp", "stimulate"])
+def test_rk4_switches_a_window_on_the_grid_at_its_edge_and_stays_fourth_order(make):
+    """rk4's last stage sits at the step's end: read there, a window starting at t0 leaked into the step
+    before it (8e-3 off at t0) and the error fell only like dt."""
+    m = rnn()
+    P, t = make(m), grid(60)
+    x, r0 = torch.randn(1, 2, dtype=F64), 0.5 * torch.randn(1, 6, dtype=F64)
+    with torch.no_grad():
+        reference = simulate(P, t, x, r0, solver="dopri5", rtol=1e-12, atol=1e-13)["r"]
+        before = [simulate(model, t, x, r0, solver="rk4")["r"][:, :21] for model in (P, m)]
+        assert torch.equal(*before)  # up to and including t0 = t[20]: the unperturbed run
+        errors = [float((simulate(P, t, x, r0, solver="rk4", dt=dt)["r"] - reference).abs().max())
+                  for dt in (0.01, 0.005)]
+    assert errors[1] < 1e-6 and errors[0] / errors[1] > 10, errors  # 2^4 = 16
+
+
+def test_a_clamp_faster_than_dt_warns_like_a_fast_unit():
+    """tau=0.001 with dt=0.01 is unstable Euler (QA: |r| reached 1e19 without a word)."""
+    fast = clamp(rnn(), [1], 0.5, window=(0.1, 0.3), tau=0.001)
+    assert fast.timescale == 0.001 and clamp(rnn(), [1], 0.5, tau=1.0).timescale == TAU
+    with pytest.warns(UserWarning, match="smallest time constant 0.001"):
+        simulate(fast, grid(40), torch.zeros(1, 2, dtype=F64), dt=0.01)
+
+
 def linear_solution(A: torch.Tensor, c: torch.Tensor, y0: torch.Tensor, dt: float) -> torch.Tensor:
     """Exact ``y(dt)`` of ``dy/dt = A y + c`` by the matrix exponential of the augmented system."""
     n = A.shape[0]

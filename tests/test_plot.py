@@ -186,6 +186,25 @@ def test_phase_portrait_needs_a_two_dimensional_model():
 
     with pytest.raises(ValueError, match="x_range"):
         plot.phase_portrait(WilsonCowan(), (1, 0), (0, 1))
+    other = nd.find_fixed_points(nd.RateRNN(4, dtype=torch.float64), torch.zeros(1, 4, dtype=torch.float64))
+    for kwargs, match in (({"fixed_points": other}, "fixed_points are 4-D but the model's state is 2-D"),
+                          ({"density": 0}, "density must be an int >= 2"), ({"starts": True}, "starts must be"),
+                          ({"duration": -1.0}, "duration must be a positive number")):
+        with pytest.raises(ValueError, match=match):
+            plot.phase_portrait(WilsonCowan(), (0, 1), (0, 1), **kwargs)
+
+
+def test_phase_portrait_of_a_two_vector_state_and_of_trajectories_that_blow_up():
+    """A 2-unit network written as one state variable (no nullclines: they need two scalar variables), and
+    dx/dt = x^2, whose trajectories from x > 0 blow up in finite time: drawn until shortly before."""
+    net = nd.Equations("dr/dt = -r + tanh(W @ r)", {"W": [[1.5, -0.5], [0.8, 1.2]]}, state_sizes={"r": 2})
+    ax = plot.phase_portrait(net, (-1, 1), (-1, 1), starts=2)
+    assert len(_gid_lines(ax, "trajectory")) == 2 and not [a for a in ax.lines if "nullcline" in str(a.get_gid())]
+    blow_up = nd.Equations("dx/dt = x**2\ndy/dt = -y", dtype=torch.float64)
+    ax = plot.phase_portrait(blow_up, (-1, 1), (-1, 1), starts=torch.tensor([[0.5, 0.5], [-0.5, 0.5]]))
+    paths = [line.get_xydata() for line in _gid_lines(ax, "trajectory")]
+    assert len(paths) == 2 and all(np.isfinite(p).all() for p in paths)
+    assert paths[0][-1, 0] > 5 and abs(paths[1][-1, 0]) < 0.1  # x = 0.5/(1 - 0.5 t) leaves the window; x < 0 decays
 
 
 def _integrator_trials():

@@ -9,6 +9,7 @@ problem is made well posed by a norm bound (projected gradient ascent) and/or an
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,6 +245,11 @@ def preferred_input(
         objective.backward()
         if not torch.isfinite(x.grad).all():
             raise DivergenceError(f"the gradient da/dx became NaN or infinite at step {step}; lower lr or bound")
+        if step == 0 and not l2 and not x.grad.any():
+            warnings.warn("preferred_input: the activity does not change with the input at x0 (da/dx = 0 exactly): "
+                          "the input may not reach these units (check W_in and the window), or x0 sits where the "
+                          "activation is flat; returning x0, not converged", stacklevel=2)
+            break
         with torch.no_grad():
             previous = x.clone()
             optimizer.step()

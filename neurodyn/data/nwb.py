@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
 from ..errors import ArgumentTypeError
+from ..files import write_atomic
 from .recording import Recording
 
 MODULE = "neurodyn"
@@ -118,17 +118,11 @@ def save_nwb(
             width = np.tile(widths, batch)[bins]
             spikes = flat_times[bins] + width * (rank + 0.5) / per_bin[bins]
             nwb.add_unit(spike_times=spikes)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.nwb")
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomic(path, write, suffix=".tmp.nwb")
 
 
 def _series_times(series: TimeSeries) -> np.ndarray:

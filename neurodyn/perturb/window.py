@@ -71,6 +71,11 @@ class Clamp(UnitPerturbation):
             raise ValueError(f"tau must be a positive finite number (or None: the unit's own); got {tau!r}")
         self.clamp_tau = None if tau is None else float(tau)
 
+    @property
+    def timescale(self) -> float:
+        """The model's, or the clamp's own ``tau`` when faster (``simulate`` warns when ``dt`` exceeds it)."""
+        return self.model.timescale if self.clamp_tau is None else min(self.model.timescale, self.clamp_tau)
+
     def vector_field(self, t: Tensor | float, state: Any, drive: Tensor) -> Any:
         derivative = self.model.vector_field(t, state, drive)
         active = self.active(t)

@@ -61,6 +61,14 @@ def phase_portrait(
     for name, span in (("x_range", x_range), ("y_range", y_range)):
         if len(span) != 2 or not span[0] < span[1]:
             raise ValueError(f"{name} must be (low, high) with low < high; got {span!r}")
+    if isinstance(density, bool) or not isinstance(density, int) or density < 2:
+        raise ValueError(f"density must be an int >= 2 (arrows per side); got {density!r}")
+    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
+        raise ValueError(f"duration must be a positive number of seconds or None; got {duration!r}")
+    if fixed_points not in (True, False, None) and getattr(fixed_points, "states", None) is not None \
+            and fixed_points.states.shape[-1] != model.dim:
+        raise ValueError(f"fixed_points are {fixed_points.states.shape[-1]}-D but the model's state is "
+                         f"{model.dim}-D; pass the model's own find_fixed_points result")
     x = _constant_input(model, x)
     ax = axes(ax)
     with torch.no_grad():
@@ -119,6 +127,8 @@ def _draw_nullclines(ax: Any, model: Any, x: Tensor, names: list[str], x_range, 
 
 def _draw_trajectories(ax: Any, model: Any, x: Tensor, x_range, y_range, starts: Tensor | int,
                        duration: float | None, generator: torch.Generator | None) -> None:
+    if isinstance(starts, bool):
+        raise ValueError(f"starts must be an int >= 0 or a (K, 2) tensor; got {starts!r}")
     if isinstance(starts, int):
         if starts < 0:
             raise ValueError(f"starts must be >= 0 or a (K, 2) tensor; got {starts}")

@@ -29,10 +29,12 @@ def midpoint(f: RHS, t: float, h: float, y: Tensor, k: int) -> Tensor:
 
 
 def rk4(f: RHS, t: float, h: float, y: Tensor, k: int) -> Tensor:
+    """The classic RK4 step; its last stage is read just before ``t + h`` (the next float down), so a switch
+    at the step's end (a perturbation window's edge) belongs to the next step, as the other stages' do."""
     k1 = f(t, y, k)
     k2 = f(t + h / 2, y + (h / 2) * k1, k)
     k3 = f(t + h / 2, y + (h / 2) * k2, k)
-    k4 = f(t + h, y + h * k3, k)
+    k4 = f(math.nextafter(t + h, t), y + h * k3, k)
     return y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
