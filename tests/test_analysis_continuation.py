@@ -229,3 +229,18 @@ def test_span_accepts_0d_tensors_and_numpy_scalars():
     for bad in [(torch.tensor([-1.0]), 1.0), (-1.0, torch.tensor(1.0 + 1j)), (True, 1.0), ("-1", 1.0)]:
         with pytest.raises(ValueError, match="two finite numbers"):
             nd.continuation(model, "mu", bad, init)
+
+
+def test_a_family_of_centres_has_no_hopf_points():
+    """Lotka-Volterra's coexistence point is a centre for every a (Re lambda = 0 exactly): round-off of 1e-16
+    in Re made 6 false Hopf points."""
+    model = nd.Equations("dx/dt = a*x - b*x*y\ndy/dt = -c*y + d*x*y", dict(a=0.7, b=0.3, c=1.3, d=0.7), dtype=D64)
+    branch = nd.continuation(model, "a", (0.7, 2.0), init=torch.tensor([1.3 / 0.7, 0.7 / 0.3], dtype=D64))
+    assert branch.bifurcations == [] and branch.params[-1] == pytest.approx(2.0)
+
+
+def test_float32_continues_from_its_own_fixed_points():
+    model = nd.WilsonCowan()  # float32
+    fps = nd.find_fixed_points(model, torch.tensor([[0.9, 0.7]]))
+    branch = nd.continuation(model, "wEE", (9.0, 8.0), init=fps.states[0])
+    assert len(branch.params) > 2 and branch.states.dtype == torch.float32

@@ -6,6 +6,7 @@ import torch
 from scipy.optimize import fsolve
 
 import neurodyn as nd
+from neurodyn.analysis.stability import eig_with_left
 
 D64 = torch.float64
 
@@ -188,7 +189,7 @@ def test_bad_input_raises_value_error():
         nd.jacobian(model, torch.zeros(1, 2, dtype=D64), x=torch.zeros(1, 4, dtype=D64))
     with pytest.raises(TypeError):
         nd.find_fixed_points("model", torch.zeros(1, 2))
-    with pytest.raises(ValueError, match="marginal_tol must be"):
+    with pytest.raises(ValueError, match=r"marginal_tol \(None: automatic\) must be a finite number >= 0"):
         nd.find_fixed_points(model, torch.zeros(1, 2, dtype=D64), marginal_tol=-1.0)
     with pytest.raises(ValueError, match="holds no states"):
         nd.sample_states(torch.zeros(0, 2), 3)
@@ -217,3 +218,30 @@ def test_a_field_infinite_at_every_start_is_reported_as_such(method):
     with pytest.warns(UserWarning, match="NaN or infinite at all 3 starts"):
         fps = nd.find_fixed_points(model, torch.ones(3, 1, dtype=D64), method=method, max_iter=5)
     assert len(fps) == 0 and fps.n_unconverged == 3 and torch.isinf(fps.start_q).all()
+
+
+def test_points_of_different_inputs_stay_apart_and_remember_their_input():
+    """x per start: dx/dt = u - x has the fixed point x = u; inputs 0.1 and 0.1005 are two points, not one."""
+    model = nd.Equations("dx/dt = u - x", inputs=("u",), dtype=D64)
+    x = torch.tensor([[0.1], [0.1005], [0.1], [0.1005]], dtype=D64)
+    fps = nd.find_fixed_points(model, torch.zeros(4, 1, dtype=D64), x=x)
+    assert len(fps) == 2
+    torch.testing.assert_close(fps.states, fps.inputs)  # each point sits at its own input
+    with pytest.raises(TypeError, match="x must be a constant input"):
+        nd.find_fixed_points(model, torch.zeros(1, 1, dtype=D64), x=lambda t: t)
+
+
+def test_outlier_exclusion_needs_starts_that_differ():
+    model = nd.WilsonCowan(dtype=D64)
+    with pytest.warns(UserWarning, match="all starts are the same point"):
+        fps = nd.find_fixed_points(model, torch.zeros(3, 2, dtype=D64), exclude_outliers=2.0)
+    assert len(fps) == 1 and fps.n_outliers == 0  # (it excluded every point)
+
+
+def test_left_eigenvectors_are_plain_arrays_and_a_jordan_block_is_flagged():
+    fps = nd.find_fixed_points(nd.WilsonCowan(dtype=D64), torch.rand(20, 2, dtype=D64,
+                                                                     generator=torch.Generator().manual_seed(0)))
+    assert fps.left_eigvecs.numpy().shape == (len(fps), 2, 2)  # no lazy conjugate left behind
+    J = -torch.eye(4, dtype=D64) + 2 * torch.diag(torch.ones(3, dtype=D64), 1)  # a feed-forward chain: one Jordan block
+    with pytest.warns(UserWarning, match="nearly\\) defective"):
+        eig_with_left(J[None])

@@ -55,7 +55,7 @@ def test_retired_starts_are_unconverged_and_lose_few_fixed_points(seed):
     assert (fps.q < 1e-16).all()  # polished far below tol
     for retired in fps.start_states[fps.start_q >= 1e-10]:  # never returned as a fixed point
         assert (fps.states - retired).norm(dim=1).min() > 1e-6
-    assert len(fps) >= len(_unique(y_long[ok_long], q_long[ok_long], 1e-3)) - 1
+    assert len(fps) >= len(_unique(y_long[ok_long], q_long[ok_long], torch.zeros(int(ok_long.sum()), 0), 1e-3)) - 1
 
 
 def test_a_field_independent_of_the_state_has_no_fixed_point_and_does_not_crash():

@@ -62,6 +62,9 @@ def constant_input(model: Model, x: Any, batch: int) -> Tensor:
     """A constant input ``(1 or batch, n_in)``: None means zero input."""
     if x is None:
         return torch.zeros(1, model.n_in, device=model.device, dtype=model.dtype)
+    if callable(x) and not isinstance(x, Tensor):
+        raise ArgumentTypeError("x must be a constant input (a tensor or array of n_in numbers, or one row per "
+                                "start); fixed points are defined for an input that does not change in time")
     if not isinstance(x, Tensor):
         x = torch.as_tensor(np.asarray(x, dtype=np.float64))
     if x.dim() == 1:

@@ -190,7 +190,8 @@ def _nearest(eigvals: Tensor, complex_: bool) -> float:
 
 
 def _unstable(eigvals: Tensor) -> int:
-    return int((eigvals.real > 0).sum())
+    """Eigenvalues with ``Re > tol`` (:func:`default_tol`): a centre's round-off (|Re| ~ 1e-16) is no crossing."""
+    return int((eigvals.real > default_tol(eigvals[None])[0]).sum())
 
 
 def _events(tau_a: Tensor, tau_b: Tensor, eig_a: Tensor, eig_b: Tensor) -> tuple[list[str], bool]:
@@ -268,9 +269,11 @@ def continuation(
     try:
         system = _System(model, sweep, xc, t, 1.0)
         y, q, _ = _damped_newton(model, y0, system.at(start), t, 1e-24, 100)
-        if not float(q[0]) < 1e-16:
+        limit = max(1e-16, (100 * torch.finfo(y.dtype).eps) ** 2)  # float32 reaches q ~ 1e-14 at best
+        if not float(q[0]) < limit:
             raise ValueError(f"init is not near a fixed point at {param}={start:g} (q = {float(q[0]):.3g} after "
-                             "Newton); start from a fixed point, e.g. one from find_fixed_points")
+                             "Newton); start from a fixed point, e.g. one from find_fixed_points"
+                             + ("" if y.dtype == torch.float64 else ", or continue model.double()"))
         system.scale = abs(stop - start) / max(1.0, float(y.abs().max()))
         return _continue(system, param, start, stop, y[0], h, max_points, dict(model.state_shapes))
     finally:

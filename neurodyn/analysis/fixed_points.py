@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ..models.base import Model
+from ..models.params import as_int, as_real
 from ..state import unflatten
 from ._checks import check_model, constant_input, flat_states
 from .jacobian import evaluate_field, field_and_jacobian
@@ -55,7 +56,8 @@ class FixedPoints:
     lambda < -tol``). ``n_unconverged`` starts did not reach ``q < tol`` and
     ``n_outliers`` were excluded as outliers. ``start_states (B, D)`` and
     ``start_q (B,)`` are where every start ended (converged or not): slow
-    points are those with a small ``start_q`` above ``tol``.
+    points are those with a small ``start_q`` above ``tol``. ``inputs (K, n_in)``
+    is the constant input of each point (several when ``x`` was given per start).
     """
 
     states: Tensor
@@ -70,6 +72,7 @@ class FixedPoints:
     marginal_tol: float | None = None
     start_states: Tensor | None = None
     start_q: Tensor | None = None
+    inputs: Tensor | None = None
 
     def __len__(self) -> int:
         return self.states.shape[0]
@@ -146,18 +149,15 @@ def find_fixed_points(
     check_model(model, one_network=True)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
-    for name, value in (("tol", tol), ("unique_tol", unique_tol), ("lr", lr)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive number; got {value!r}")
-    if marginal_tol is not None and not (isinstance(marginal_tol, (int, float)) and marginal_tol >= 0):
-        raise ValueError(f"marginal_tol must be None (automatic) or a number >= 0; got {marginal_tol!r}")
-    max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"max_iter must be a positive int; got {max_iter!r}")
-    if exclude_outliers is not None and not exclude_outliers > 0:
-        raise ValueError(f"exclude_outliers must be > 0 or None; got {exclude_outliers!r}")
+    tol, unique_tol, lr = (as_real(name, value, gt=0) for name, value in
+                           (("tol", tol), ("unique_tol", unique_tol), ("lr", lr)))
+    if marginal_tol is not None:
+        marginal_tol = as_real("marginal_tol (None: automatic)", marginal_tol, ge=0)
+    max_iter = as_int("max_iter", DEFAULT_MAX_ITER[method] if max_iter is None else max_iter, 1)
+    if exclude_outliers is not None:
+        exclude_outliers = as_real("exclude_outliers (or None)", exclude_outliers, gt=0)
     y0 = flat_states(model, init, "init")
-    xc = constant_input(model, x, y0.shape[0])
+    xc = constant_input(model, x, y0.shape[0]).expand(y0.shape[0], -1)
     with torch.no_grad():
         drive = model.input_drive(xc).expand(y0.shape[0], -1)
     if method == "newton":
@@ -176,25 +176,32 @@ def find_fixed_points(
     keep = ok
     if exclude_outliers is not None:
         center = y0.mean(0)
-        scale = (y0 - center).norm(dim=-1).mean().clamp(min=torch.finfo(y0.dtype).tiny)
-        far = (y - center).norm(dim=-1) > exclude_outliers * scale
-        n_outliers = int((ok & far).sum())
-        keep = ok & ~far
+        scale = (y0 - center).norm(dim=-1).mean()
+        if scale > 0:
+            far = (y - center).norm(dim=-1) > exclude_outliers * scale
+            n_outliers = int((ok & far).sum())
+            keep = ok & ~far
+        else:
+            warnings.warn("find_fixed_points: exclude_outliers needs starts that differ (their spread sets the "
+                          "scale); all starts are the same point, so no point was excluded", stacklevel=2)
     index = torch.nonzero(keep).squeeze(1)
-    index = index[_unique(y[index], q[index], unique_tol)]
+    index = index[_unique(y[index], q[index], xc[index], unique_tol)]
     states, qs = y[index].detach(), q[index].detach()
     dim = states.shape[1]
     with torch.no_grad():
         J = field_and_jacobian(model, states, drive[index], t)[1] if len(index) else states.new_zeros(0, dim, dim)
     return FixedPoints(states=states, q=qs, jacobians=J, shapes=dict(model.state_shapes), n_starts=len(q),
                        n_unconverged=int((~ok).sum()), n_outliers=n_outliers, iterations=iters,
-                       method=method, marginal_tol=marginal_tol, start_states=y.detach(), start_q=q.detach())
+                       method=method, marginal_tol=marginal_tol, start_states=y.detach(), start_q=q.detach(),
+                       inputs=xc[index].detach())
 
 
-def _unique(y: Tensor, q: Tensor, radius: float) -> Tensor:
-    """Indices of points kept greedily in order of increasing ``q``, each farther than ``radius`` from those kept."""
+def _unique(y: Tensor, q: Tensor, x: Tensor, radius: float) -> Tensor:
+    """Indices of points kept greedily in order of increasing ``q``, each farther than ``radius`` from those kept
+    under the same input ``x`` (points of different inputs are different fixed points)."""
     order = torch.argsort(q)
-    close = (torch.cdist(y[order], y[order]) <= radius).cpu().numpy()
+    y, x = y[order], x[order]
+    close = ((torch.cdist(y, y) <= radius) & (x[:, None] == x[None]).all(-1)).cpu().numpy()
     kept: list[int] = []
     for i in range(len(order)):
         if not close[i, kept].any():

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError
+from ..models.params import as_int, as_real
 from ..trajectory import Trajectory
 
 
@@ -31,10 +32,7 @@ def sample_states(traj: Trajectory | Tensor, n: int, noise: float = 0.0, *,
         flat = traj.detach().reshape(-1, traj.shape[-1])
     else:
         raise ArgumentTypeError(f"traj must be a Trajectory or a tensor; got {type(traj).__name__}")
-    if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n must be a positive int; got {n!r}")
-    if not (isinstance(noise, (int, float)) and noise >= 0):
-        raise ValueError(f"noise must be >= 0; got {noise!r}")
+    n, noise = as_int("n", n, 1), as_real("noise", noise, ge=0)
     if flat.shape[0] == 0:
         raise ValueError(f"traj holds no states to sample from (shape {tuple(flat.shape)}); simulate some first")
     if not torch.isfinite(flat).all():

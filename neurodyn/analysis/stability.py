@@ -8,6 +8,8 @@ float equality.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -21,7 +23,8 @@ def eig_with_left(J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
     ``L = inv(V)^H`` so that ``L[:, :, i]^H V[:, :, j] = delta_ij``: the left
     eigenvector projects a state onto the right eigenvector's mode (the
-    "selection vector" of Mante et al. 2013). Runs single-threaded on CPU,
+    "selection vector" of Mante et al. 2013). A (nearly) defective ``J`` (a
+    Jordan block) has no such ``L``: a warning says so. Runs single-threaded on CPU,
     where batched ``eig`` is many times faster than with contended threads.
     """
     if J.device.type == "cpu":
@@ -30,7 +33,16 @@ def eig_with_left(J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     else:
         lam, V = torch.linalg.eig(J)
     eye = torch.eye(J.shape[-1], dtype=V.dtype, device=V.device).expand_as(V)
-    L = solve(V, eye).mH
+    L = solve(V, eye).mH.resolve_conj()
+    # |L[:, i]| is the condition number of eigenvalue i (|V[:, i]| = 1): huge where J is (nearly) defective,
+    # a Jordan block, whose left and right eigenvectors are orthogonal and cannot be scaled to L^H V = I
+    condition = torch.linalg.vector_norm(L, dim=-2).amax(dim=-1) if J.shape[-1] else L.new_zeros(J.shape[:-2]).real
+    bad = ~(condition < torch.finfo(condition.dtype).eps ** -0.5)
+    if bad.any():
+        warnings.warn(f"the Jacobian at {int(bad.sum())} point(s) is (nearly) defective (eigenvalue condition number "
+                      f"up to {float(condition.max()):.1e}): a repeated eigenvalue with too few eigenvectors, whose "
+                      "left eigenvectors are not defined by left^H right = I; treat them (and line_attractor's "
+                      "'left') as unreliable there", stacklevel=3)
     return lam, V, L
 
 
