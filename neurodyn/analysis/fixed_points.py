@@ -170,7 +170,9 @@ def find_fixed_points(
                       "model's parameters (a zero time constant?) and init", stacklevel=2)
     elif not ok.any():
         warnings.warn(f"find_fixed_points: none of {len(q)} starts reached q < tol={tol:g} in {iters} "
-                      f"iterations (smallest q = {float(q.min()):.3g}); raise max_iter or tol"
+                      f"iterations (smallest q = {float(q.min()):.3g}); "
+                      + ("raise max_iter or tol" if iters >= max_iter else "starts that stop halving q are retired "
+                         "as slow points: try more or other starts, or a larger tol")
                       + (", or analyse model.double()" if model.dtype != torch.float64 else ""), stacklevel=2)
     n_outliers = 0
     keep = ok

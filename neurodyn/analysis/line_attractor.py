@@ -63,7 +63,11 @@ def line_attractor(fps: FixedPoints) -> LineAttractor:
 
     One point: the line is its slowest eigenvector. Several: the first principal
     axis of the points, oriented along (and checked against, in ``alignment``)
-    the local slow eigenvectors.
+    the local slow eigenvectors. It fits a line whatever the points are, and
+    judges nothing: read ``eigval`` (near 0 and real for a line attractor; a
+    complex pair is a slow rotation) and ``alignment`` (near 1 when the points
+    lie along their slow directions; isolated attractors and saddles, or the
+    points of a ring or plane attractor, are not a line).
     """
     if not isinstance(fps, FixedPoints):
         raise ArgumentTypeError(f"fps must be a FixedPoints result; got {type(fps).__name__}")
