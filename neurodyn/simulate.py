@@ -13,6 +13,7 @@ from torch import Tensor
 from .errors import ArgumentTypeError, DivergenceError
 from .inputs import Drive, as_input
 from .models.base import Model
+from .models.params import as_int, as_real
 from .solvers.adaptive import ADAPTIVE, anchored_times, integrate_torchdiffeq
 from .solvers.fixed_step import STEPPERS, Scan, Step, integrate_fixed
 from .state import flatten, flattener, state_dim, unflatten, unflattener
@@ -68,7 +69,8 @@ def simulate(
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn.models.Model; got {type(model).__name__}")
     t = _check_times(t, model)
-    _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt, generator)
+    dt, rtol, atol, noise_std, max_steps, anchor_dt = _check_options(model, t, solver, dt, gradient, rtol, atol,
+                                                                     noise_std, max_steps, anchor_dt, generator)
     _check_parameters(model)
     switches = model.switch_times(t)
     batch = _batch_size_of(state0)
@@ -173,30 +175,34 @@ def _check_times(t: Any, model: Model) -> Tensor:
 
 
 def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_steps, anchor_dt,
-                   generator) -> None:
+                   generator) -> tuple:
+    """Validate the options; return ``(dt, rtol, atol, noise_std, max_steps, anchor_dt)`` as Python numbers."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {list(SOLVERS)}; got {solver!r}")
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {list(GRADIENTS)}; got {gradient!r}")
-    if dt is not None and not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number; got {dt!r}")
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (isinstance(value, (int, float)) and value > 0):
-            raise ValueError(f"{name} must be > 0; got {value!r}")
-    if not (isinstance(noise_std, (int, float)) and noise_std >= 0):
-        raise ValueError(f"noise_std must be >= 0; got {noise_std!r}")
+    dt = None if dt is None else as_real("dt", dt, gt=0)
+    rtol, atol = as_real("rtol", rtol, gt=0), as_real("atol", atol, gt=0)
+    noise_std = as_real("noise_std", noise_std, ge=0)
+    max_steps = as_int("max_steps", max_steps, 1)
+    anchor_dt = None if anchor_dt is None else as_real("anchor_dt", anchor_dt, gt=0)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ArgumentTypeError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or "
                                 f"None; got {type(generator).__name__}")
     if noise_std > 0 and (solver != "euler" or gradient == "adjoint"):
         raise ValueError('noise_std > 0 (Euler–Maruyama) needs solver="euler" with gradient "backprop" or "checkpoint"')
-    if not (isinstance(max_steps, int) and max_steps > 0):
-        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
-    if anchor_dt is not None and not anchor_dt > 0:
-        raise ValueError(f"anchor_dt must be > 0; got {anchor_dt!r}")
+    if anchor_dt is not None and gradient == "adjoint" and float(t[-1] - t[0]) / anchor_dt > max_steps:
+        raise ValueError(f"anchor_dt={anchor_dt:g} puts more than max_steps={max_steps} anchors in the trial; "
+                         "pass a larger anchor_dt (default: the model's timescale)")
+    if gradient == "adjoint" and solver == "euler":
+        warnings.warn('gradient="adjoint" with solver="euler" integrates the state and the adjoint backward with '
+                      "Euler: the gradient is only first order in dt and can be far off (17 % on a small tanh "
+                      'network at dt = tau/20). Use gradient="checkpoint" (the exact gradient of the Euler run) or '
+                      'solver="rk4"/"dopri5" with the adjoint', stacklevel=3)
     if dt is not None and dt > model.timescale:
         warnings.warn(f"dt={dt:g} is larger than the model's smallest time constant {model.timescale:g}; "
                       "the integration may be inaccurate or unstable", stacklevel=3)
+    return dt, rtol, atol, noise_std, max_steps, anchor_dt
 
 
 def _check_parameters(model: Model) -> None:

@@ -78,7 +78,7 @@ def test_unknown_gradient_mode(model, t):
 
 @pytest.mark.parametrize("dt", [0.0, -0.1])
 def test_dt_not_positive(model, t, dt):
-    with pytest.raises(ValueError, match="dt must be a positive"):
+    with pytest.raises(ValueError, match="dt must be a finite number > 0"):
         nd.simulate(model, t, dt=dt)
 
 
@@ -89,7 +89,7 @@ def test_fixed_step_without_dt_or_grid(model):
 
 @pytest.mark.parametrize("kw", [{"rtol": 0.0}, {"atol": -1e-9}])
 def test_tolerances_positive(model, t, kw):
-    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be > 0"):
+    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be a finite number > 0"):
         nd.simulate(model, t, solver="dopri5", **kw)
 
 
@@ -173,3 +173,44 @@ def test_validation_survives_python_O():
     )
     result = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_numbers_may_be_numpy_or_0d_tensors_but_not_bools(model, t):
+    import numpy as np
+
+    a = nd.simulate(model, t, dt=0.01, max_steps=np.int64(5000), noise_std=torch.tensor(0.0)).flat()
+    b = nd.simulate(model, t, dt=np.float64(0.01)).flat()
+    assert torch.equal(a, b)
+    for kwargs in ({"dt": True}, {"max_steps": True}):
+        with pytest.raises(TypeError, match=f"{next(iter(kwargs))} must be"):
+            nd.simulate(model, t, **kwargs)
+    with pytest.raises(ValueError, match="rtol must be a finite number > 0; got inf"):
+        nd.simulate(model, t, solver="dopri5", rtol=float("inf"))
+
+
+def test_adjoint_anchors_are_bounded_and_euler_adjoint_warns(model, t):
+    with pytest.raises(ValueError, match="anchor_dt=1e-07 puts more than max_steps=1000 anchors"):
+        nd.simulate(model, t, solver="dopri5", gradient="adjoint", anchor_dt=1e-7, max_steps=1000)
+    with pytest.warns(UserWarning, match='gradient="adjoint" with solver="euler".*first order'):
+        nd.simulate(model, t, solver="euler", dt=0.01, gradient="adjoint")
+
+
+def test_precision_comes_from_floating_tensors_and_a_missing_timescale_is_named():
+    from neurodyn.models import Model
+
+    class Decay(Model):  # no parameters; an integer index buffer
+        state_vars = {"x": 1}
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("index", torch.arange(3))
+
+        def vector_field(self, t, state, drive):
+            return self.State(-state.x)
+
+    model = Decay()
+    assert model.dtype == torch.get_default_dtype()  # not int64
+    traj = nd.simulate(model, torch.linspace(0, 1, 11), state0=torch.ones(1, 1))
+    assert float(traj.flat()[0, -1]) == pytest.approx(0.9**10, rel=1e-6)  # Euler, h = 0.1
+    with pytest.raises(NotImplementedError, match="Decay defines no timescale: add a property `timescale`"):
+        nd.simulate(model, torch.linspace(0, 1, 11), state0=torch.ones(1, 1), dt=0.01)

@@ -43,10 +43,10 @@ class Model(nn.Module):
         return sum(self.state_vars.values())
 
     def _reference_tensor(self) -> Tensor:
-        for t in self.parameters():
-            return t
-        for t in self.buffers():
-            return t
+        """The first floating-point parameter or buffer (an integer index buffer says nothing of the precision)."""
+        for t in (*self.parameters(), *self.buffers()):
+            if t.is_floating_point():
+                return t
         return torch.empty(0, dtype=torch.get_default_dtype())
 
     @property
@@ -112,7 +112,8 @@ class Model(nn.Module):
     @property
     def timescale(self) -> float:
         """Smallest time constant of the model."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no timescale: add a property `timescale` returning "
+                                  "its smallest time constant (simulate needs it for dt checks, noise and anchors)")
 
     def state_tau(self) -> Tensor:
         """Time constant of each flat state dimension ``(D,)``.
