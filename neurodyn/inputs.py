@@ -91,7 +91,7 @@ class Drive:
         tabulated = precompute and signal.kind != "callable"
         self.table = model.input_drive(signal.value) if tabulated else signal.value
         self.per_eval = (lambda d: d) if tabulated else model.input_drive
-        self.dtype, self.device = model.dtype, model.device
+        self.dtype, self.device, self.n_in = model.dtype, model.device, model.n_in
         # one time-major copy, made once: a run of steps is then a slice of it (or one gather), and its T
         # columns one unbind, not T selects (each select's backward is a full-size zero tensor, O(T^2) work);
         # contiguous (B, n) slices keep the per-step matmul's bias add fast
@@ -104,7 +104,12 @@ class Drive:
             return self.per_eval(self.columns[k])
         if self.signal.kind == "constant":
             return self.per_eval(self.table)
-        return self.per_eval(self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device)))
+        value = self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device))
+        if not (isinstance(value, Tensor) and value.shape == (self.signal.batch_size, self.n_in)):
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"callable x(t) returned {got} at t={float(t):g}, but ({self.signal.batch_size}, "
+                             f"{self.n_in}) at t[0]; return one shape at every time")
+        return self.per_eval(value)
 
     def on_steps(self, intervals: list[int], times: list[float]) -> Tensor:
         """Drive ``(S, B, n)`` during S steps, step j at ``times[j]`` in interval ``intervals[j]``.

@@ -214,3 +214,12 @@ def test_precision_comes_from_floating_tensors_and_a_missing_timescale_is_named(
     assert float(traj.flat()[0, -1]) == pytest.approx(0.9**10, rel=1e-6)  # Euler, h = 0.1
     with pytest.raises(NotImplementedError, match="Decay defines no timescale: add a property `timescale`"):
         nd.simulate(model, torch.linspace(0, 1, 11), state0=torch.ones(1, 1), dt=0.01)
+
+
+@pytest.mark.parametrize("solver", ["euler", "dopri5"])
+def test_a_callable_input_that_changes_shape_is_named(model, t, solver):
+    def x(time):  # (2, n_in) at t[0], (3, n_in) later
+        return torch.zeros(2 if float(time) == float(t[0]) else 3, model.n_in, dtype=t.dtype)
+
+    with pytest.raises(ValueError, match=r"callable x\(t\) returned \(3, .*\) at t=.* but \(2, .*\) at t\[0\]"):
+        nd.simulate(model, t, x, solver=solver, dt=0.01)
