@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from torch import Tensor, nn
 
-from .models.params import as_real
+from .validation import as_real
 
 
 def _beta(beta: float) -> float:

@@ -13,11 +13,11 @@ from torch import Tensor
 from .errors import ArgumentTypeError, DivergenceError
 from .inputs import Drive, as_input
 from .models.base import Model
-from .models.params import as_int, as_real
 from .solvers.adaptive import ADAPTIVE, anchored_times, integrate_torchdiffeq
 from .solvers.fixed_step import STEPPERS, Scan, Step, integrate_fixed
 from .state import flatten, flattener, state_dim, unflatten, unflattener
 from .trajectory import Trajectory
+from .validation import as_int, as_real
 
 SOLVERS = (*STEPPERS, *ADAPTIVE)
 GRADIENTS = ("backprop", "checkpoint", "adjoint")
@@ -181,8 +181,8 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
         raise ValueError(f"solver must be one of {list(SOLVERS)}; got {solver!r}")
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {list(GRADIENTS)}; got {gradient!r}")
-    dt = None if dt is None else as_real("dt", dt, gt=0)
-    rtol, atol = as_real("rtol", rtol, gt=0), as_real("atol", atol, gt=0)
+    dt = None if dt is None else as_real("dt", dt, gt=0, expected="a positive number")
+    rtol, atol = (as_real(name, value, gt=0, expected="> 0") for name, value in (("rtol", rtol), ("atol", atol)))
     noise_std = as_real("noise_std", noise_std, ge=0)
     max_steps = as_int("max_steps", max_steps, 1)
     anchor_dt = None if anchor_dt is None else as_real("anchor_dt", anchor_dt, gt=0)

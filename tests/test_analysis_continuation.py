@@ -243,4 +243,6 @@ def test_float32_continues_from_its_own_fixed_points():
     model = nd.WilsonCowan()  # float32
     fps = nd.find_fixed_points(model, torch.tensor([[0.9, 0.7]]))
     branch = nd.continuation(model, "wEE", (9.0, 8.0), init=fps.states[0])
-    assert len(branch.params) > 2 and branch.states.dtype == torch.float32
+    assert branch.states.dtype == torch.float32 and float(branch.params[-1]) == pytest.approx(8.0)
+    exact = nd.continuation(nd.WilsonCowan(dtype=D64), "wEE", (9.0, 8.0), init=fps.states[0].double())
+    torch.testing.assert_close(branch.states[-1].double(), exact.states[-1], rtol=0, atol=1e-4)  # same node at 8

@@ -189,7 +189,7 @@ def test_bad_input_raises_value_error():
         nd.jacobian(model, torch.zeros(1, 2, dtype=D64), x=torch.zeros(1, 4, dtype=D64))
     with pytest.raises(TypeError):
         nd.find_fixed_points("model", torch.zeros(1, 2))
-    with pytest.raises(ValueError, match=r"marginal_tol \(None: automatic\) must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="marginal_tol must be"):
         nd.find_fixed_points(model, torch.zeros(1, 2, dtype=D64), marginal_tol=-1.0)
     with pytest.raises(ValueError, match="holds no states"):
         nd.sample_states(torch.zeros(0, 2), 3)

@@ -118,7 +118,11 @@ def test_quick_demo_writes_a_valid_summary_and_figures(tmp_path):
     assert 0.0 <= summary["f1_order_correlation"] <= 1.0
     assert isinstance(summary["line_attractor_eigval"], (float, dict))
     assert len(summary["fixed_point_stability"]) == summary["n_fixed_points"]
-    assert summary["slow_mode"]["delay_s"] == 0.5 and isinstance(summary["slow_mode"]["line_attractor"], bool)
+    eig, mode = summary["line_attractor_eigval"], summary["slow_mode"]
+    re, im = (eig["real"], eig["imag"]) if isinstance(eig, dict) else (eig, 0.0)
+    assert mode["delay_s"] == 0.5 and mode["time_constant_s"] == pytest.approx(1 / abs(re))
+    assert mode["rotation_hz"] == pytest.approx(abs(im) / (2 * np.pi)) and mode["line_attractor"] == (
+        im == 0 and 1 / abs(re) > 0.5)
     assert {"train", "evaluate", "fixed_points", "figures"} <= summary["timings_s"].keys()
     for name in demo.FIGURES:
         image = matplotlib.image.imread(out / name)

@@ -78,7 +78,7 @@ def test_unknown_gradient_mode(model, t):
 
 @pytest.mark.parametrize("dt", [0.0, -0.1])
 def test_dt_not_positive(model, t, dt):
-    with pytest.raises(ValueError, match="dt must be a finite number > 0"):
+    with pytest.raises(ValueError, match="dt must be a positive"):
         nd.simulate(model, t, dt=dt)
 
 
@@ -89,7 +89,7 @@ def test_fixed_step_without_dt_or_grid(model):
 
 @pytest.mark.parametrize("kw", [{"rtol": 0.0}, {"atol": -1e-9}])
 def test_tolerances_positive(model, t, kw):
-    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be a finite number > 0"):
+    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be > 0"):
         nd.simulate(model, t, solver="dopri5", **kw)
 
 
@@ -184,7 +184,7 @@ def test_numbers_may_be_numpy_or_0d_tensors_but_not_bools(model, t):
     for kwargs in ({"dt": True}, {"max_steps": True}):
         with pytest.raises(TypeError, match=f"{next(iter(kwargs))} must be"):
             nd.simulate(model, t, **kwargs)
-    with pytest.raises(ValueError, match="rtol must be a finite number > 0; got inf"):
+    with pytest.raises(ValueError, match="rtol must be > 0; got inf"):
         nd.simulate(model, t, solver="dopri5", rtol=float("inf"))
 
 

@@ -37,18 +37,17 @@ A change of the count that no located bifurcation explains is warned about.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from scipy.optimize import brentq
 from torch import Tensor
 
 from ..models.base import Model
 from ..state import unflatten
+from ..validation import as_real
 from ._checks import check_model, constant_input, flat_states
 from .fixed_points import _damped_newton
 from .jacobian import evaluate_field, field_and_jacobian
@@ -204,17 +203,6 @@ def _events(tau_a: Tensor, tau_b: Tensor, eig_a: Tensor, eig_b: Tensor) -> tuple
     return kinds, sum(_CHANGE[k] for k in kinds) == change and len(kinds) <= 1
 
 
-def _as_float(value: Any) -> float | None:
-    """A finite real scalar (number, numpy scalar, 0-d array or 0-d tensor) as float; None otherwise."""
-    if isinstance(value, (Tensor, np.ndarray)):
-        if value.ndim != 0 or (value.is_complex() if isinstance(value, Tensor) else np.iscomplexobj(value)):
-            return None
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def continuation(
     model: Model,
     param: str,
@@ -249,10 +237,12 @@ def continuation(
     returns.
     """
     check_model(model)
-    ends = [_as_float(v) for v in span] if isinstance(span, (tuple, list)) and len(span) == 2 else [None]
-    if None in ends:
-        raise ValueError(f"span must be (start, stop) with two finite numbers (or 0-d tensors); got {span!r}")
-    start, stop = ends
+    try:
+        if not (isinstance(span, (tuple, list)) and len(span) == 2):
+            raise ValueError
+        start, stop = (as_real("span", v) for v in span)
+    except ValueError:  # (ArgumentTypeError is one too)
+        raise ValueError(f"span must be (start, stop) with two finite numbers (or 0-d tensors); got {span!r}") from None
     if start == stop:
         raise ValueError(f"span must have start != stop; got {span!r}")
     y0 = flat_states(model, init, "init")
@@ -260,9 +250,7 @@ def continuation(
         raise ValueError(f"init must be one state (D,); got {y0.shape[0]} states")
     xc = constant_input(model, x, 1).clone()
     sweep = resolve(model, param, xc)
-    h = abs(stop - start) / 100 if step is None else _as_float(step)
-    if h is None or h <= 0:
-        raise ValueError(f"step must be a positive number; got {step!r}")
+    h = abs(stop - start) / 100 if step is None else as_real("step", step, gt=0)
     if not (isinstance(max_points, int) and max_points >= 2):
         raise ValueError(f"max_points must be an int >= 2; got {max_points!r}")
     saved = sweep.save()

@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from ..models.base import Model
-from ..models.params import as_int, as_real
 from ..state import unflatten
+from ..validation import as_int, as_real
 from ._checks import check_model, constant_input, flat_states
 from .jacobian import evaluate_field, field_and_jacobian
 from .linalg import solve
@@ -152,10 +152,10 @@ def find_fixed_points(
     tol, unique_tol, lr = (as_real(name, value, gt=0) for name, value in
                            (("tol", tol), ("unique_tol", unique_tol), ("lr", lr)))
     if marginal_tol is not None:
-        marginal_tol = as_real("marginal_tol (None: automatic)", marginal_tol, ge=0)
+        marginal_tol = as_real("marginal_tol", marginal_tol, ge=0, expected="None (automatic) or a number >= 0")
     max_iter = as_int("max_iter", DEFAULT_MAX_ITER[method] if max_iter is None else max_iter, 1)
     if exclude_outliers is not None:
-        exclude_outliers = as_real("exclude_outliers (or None)", exclude_outliers, gt=0)
+        exclude_outliers = as_real("exclude_outliers", exclude_outliers, gt=0, expected="> 0 or None")
     y0 = flat_states(model, init, "init")
     xc = constant_input(model, x, y0.shape[0]).expand(y0.shape[0], -1)
     with torch.no_grad():

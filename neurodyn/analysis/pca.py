@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError
-from ..models.params import as_int
 from ..trajectory import Trajectory
+from ..validation import as_int
 
 
 def as_points(data: Any, name: str = "data") -> Tensor:
@@ -61,9 +61,8 @@ def pca(data: Any, n_components: int) -> PCA:
     """Fit a :class:`PCA` with ``n_components`` axes to the points of ``data`` (SVD of the centred points)."""
     y = as_points(data)
     y = y.reshape(-1, y.shape[-1])
-    n_components = as_int("n_components", n_components, 1)
-    if n_components > min(y.shape):
-        raise ValueError(f"n_components must be an int in [1, min(N, D)={min(y.shape)}]; got {n_components!r}")
+    n_components = as_int("n_components", n_components, 1, min(y.shape),
+                          expected=f"an int in [1, min(N, D)={min(y.shape)}]")
     if not torch.isfinite(y).all():
         raise ValueError("data contains NaN or Inf")
     mean = y.mean(0)

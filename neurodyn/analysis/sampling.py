@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError
-from ..models.params import as_int, as_real
 from ..trajectory import Trajectory
+from ..validation import as_int, as_real
 
 
 def sample_states(traj: Trajectory | Tensor, n: int, noise: float = 0.0, *,

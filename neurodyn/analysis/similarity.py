@@ -14,7 +14,6 @@ per-unit values come back as float64 tensors, single scores as Python floats.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError
+from ..validation import as_int, as_real
 from ._activity import condition_labels, source_activity, window_mask
 
 _METRICS = ("correlation", "euclidean")
@@ -137,9 +137,8 @@ def cka(R1: Any, R2: Any, kernel: str = "linear", sigma: float = 1.0) -> float: 
     """
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}")
-    if kernel == "rbf" and not (isinstance(sigma, numbers.Real) and not isinstance(sigma, bool)
-                                and np.isfinite(float(sigma)) and sigma > 0):
-        raise ValueError(f"sigma must be a positive float (a fraction of the median distance); got {sigma!r}")
+    if kernel == "rbf":
+        sigma = as_real("sigma", sigma, gt=0, expected="a positive float (a fraction of the median distance)")
     r1, r2 = _pair(R1, R2)
     if r1.shape[0] < 3:
         raise ValueError(f"R1 and R2 have {r1.shape[0]} conditions; cka needs >= 3 (with 2, the centred kernels "
@@ -175,9 +174,7 @@ def linear_predictivity(R1: Any, R2: Any, cv: int = 5, ridge: float | Sequence[f
     """
     r1, r2 = _pair(R1, R2)
     n = r1.shape[0]
-    if not (isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and 2 <= cv <= n):
-        raise ValueError(f"cv must be an int in [2, D={n}] (number of folds over the conditions); got {cv!r}")
-    cv = int(cv)
+    cv = as_int("cv", cv, 2, n, expected=f"an int in [2, D={n}] (number of folds over the conditions)")
     if n < 3:
         raise ValueError(f"R1 and R2 have {n} conditions; linear_predictivity needs >= 3 (a correlation per unit)")
     penalties = _penalties(ridge)

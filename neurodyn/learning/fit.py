@@ -21,6 +21,7 @@ from ..simulate import simulate
 from ..state import flatten
 from ..tasks.base import Task, TaskBatch
 from ..trajectory import Trajectory
+from ..validation import as_real
 from .checkpoints import load_checkpoint, save_checkpoint
 from .history import History
 from .losses import LOSSES, poisson_rate, poisson_signal
@@ -168,8 +169,7 @@ class _RecordingData:
 def _check_fit_args(steps: Any, lr: Any, loss: str, batch_size: Any, grad_clip: Any, every: dict[str, Any]) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1; got {steps!r}")
-    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
+    as_real("lr", lr, gt=0)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {list(LOSSES)}; got {loss!r}")
     for name, value in (("batch_size", batch_size), *every.items()):

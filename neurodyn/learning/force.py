@@ -14,6 +14,7 @@ from ..data.recording import uniform_step
 from ..errors import ArgumentTypeError, DivergenceError
 from ..models.force import ForceRNN
 from ..state import flatten
+from ..validation import as_real
 
 CHECK_EVERY = 500  # RLS updates between finiteness checks of P (each check synchronizes a GPU)
 
@@ -63,8 +64,7 @@ def _check_inputs(model: Any, target: Any, t: Any, alpha: Any, every: Any,
         raise ValueError("t must be a uniform, increasing grid: FORCE integrates with the fixed step t[1] - t[0]")
     if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha (P(0) = I / alpha, the learning rate) must be > 0; got {alpha!r}")
-    if not (isinstance(init_std, (int, float)) and math.isfinite(init_std) and init_std >= 0):
-        raise ValueError(f"init_std (the spread of the random initial state) must be a number >= 0; got {init_std!r}")
+    as_real("init_std", init_std, ge=0, expected="a number >= 0 (the spread of the random initial state)")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every (steps between RLS updates) must be a positive int; got {every!r}")
     return target, t, dt

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..state import state_type
-from .params import as_tensor
+from ..validation import as_tensor
 
 
 class Model(nn.Module):
@@ -118,8 +118,9 @@ class Model(nn.Module):
     def state_tau(self) -> Tensor:
         """Time constant of each flat state dimension ``(D,)``.
 
-        Used to scale Euler–Maruyama noise as ``sigma * sqrt(2 dt / tau)``;
-        defaults to :attr:`timescale` everywhere. A model whose batch rows come
+        It sets the default noise amplitude (:meth:`state_noise`) and the rate at
+        which a clamped unit relaxes (``neurodyn.perturb``); defaults to
+        :attr:`timescale` everywhere. A model whose batch rows come
         in G equal blocks with their own time constants (an Ensemble of networks)
         returns ``(G, D)``, one row per block.
         """

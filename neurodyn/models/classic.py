@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import as_int, as_real
 from .base import Model
 from .linear import linear
-from .params import as_int, as_real, check_trainable, register_tensor
+from .params import check_trainable, register_tensor
 
 
 class ClassicModel(Model):

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .params import as_int, as_real, as_tensor, float_dtype
+from ..validation import as_int, as_real, as_tensor, float_dtype
 
 Initializer = Callable[[tuple[int, ...]], Tensor]
 INITS = ("gaussian", "identity", "orthogonal", "balanced")

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..validation import as_int, as_real, as_tensor
 from .activations import Activation, get_activation, slope_of
-from .params import as_int, as_real, as_tensor
 from .rate_rnn import RateRNN, subclass_dtype
 
 READOUTS = ("all", "excitatory")

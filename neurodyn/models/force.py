@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import as_int, as_real
 from .connectivity import as_weight
-from .params import as_int, as_real
 from .rate_rnn import RateRNN, subclass_dtype
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..validation import as_tensor
 from .activations import Activation, get_activation
-from .params import as_tensor, register_tensor
+from .params import register_tensor
 
 
 class DivisiveNormalization(nn.Module):

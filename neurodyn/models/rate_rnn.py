@@ -10,11 +10,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..validation import as_int
 from .activations import Activation, get_activation, slope_of
 from .base import Model, positive_tensor
 from .connectivity import Connectivity, Initializer, as_weight, infer_dtype
 from .linear import linear
-from .params import as_int
 from .rate_scan import rate_scan
 
 ARRAY_KEYWORDS = ("W", "W_in", "b", "W_out", "b_out", "W_fix", "tau")  # the arguments that set the precision

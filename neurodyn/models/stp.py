@@ -85,6 +85,5 @@ class STPRateRNN(RateRNN):
         return torch.cat([self.tau.expand(n), self.tau_u.expand(n), self.tau_x.expand(n)])
 
     def state_noise(self) -> Tensor:
-        """``sqrt(2 / tau)`` on ``r``, 0 on ``u`` and ``x`` (bounded fractions take no additive noise)."""
-        on_r = torch.sqrt(2.0 / self.tau.expand(self.n))
-        return torch.cat([on_r, on_r.new_zeros(2 * self.n)])
+        """The default ``sqrt(2 / tau)`` on ``r``, 0 on ``u`` and ``x`` (bounded fractions take no additive noise)."""
+        return torch.cat([super().state_noise()[: self.n], self.tau.new_zeros(2 * self.n)])

@@ -11,6 +11,7 @@ from torch import Tensor
 from ..errors import DivergenceError
 from ..simulate import simulate
 from ..state import unflatten
+from ..validation import as_int, as_real
 from ._common import axes, draw_fixed_points, to_numpy
 
 
@@ -61,10 +62,9 @@ def phase_portrait(
     for name, span in (("x_range", x_range), ("y_range", y_range)):
         if len(span) != 2 or not span[0] < span[1]:
             raise ValueError(f"{name} must be (low, high) with low < high; got {span!r}")
-    if isinstance(density, bool) or not isinstance(density, int) or density < 2:
-        raise ValueError(f"density must be an int >= 2 (arrows per side); got {density!r}")
-    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
-        raise ValueError(f"duration must be a positive number of seconds or None; got {duration!r}")
+    density = as_int("density", density, 2)  # arrows per side
+    if duration is not None:
+        duration = as_real("duration", duration, gt=0, expected="a positive number of seconds or None")
     if fixed_points not in (True, False, None) and getattr(fixed_points, "states", None) is not None \
             and fixed_points.states.shape[-1] != model.dim:
         raise ValueError(f"fixed_points are {fixed_points.states.shape[-1]}-D but the model's state is "
