@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -66,6 +67,36 @@ def simulate(
         A :class:`Trajectory`. Raises :class:`DivergenceError` if the state
         becomes NaN or infinite, naming the first output time where it did.
     """
+    t, ys, nfe = _integrate(model, t, x, state0, solver=solver, dt=dt, gradient=gradient, rtol=rtol, atol=atol,
+                            noise_std=noise_std, generator=generator, max_steps=max_steps, anchor_dt=anchor_dt)
+    states = unflatten(ys, model)
+    return Trajectory(t=t, states=states, outputs=_outputs(model, states), nfe=nfe)
+
+
+def simulate_signal(model: Model, t: Tensor, x: Any = None, state0: Any = None, **options: Any) -> Tensor:
+    """What a fit compares with data, ``(B, T, ...)``: the readout ``model.output`` along the trajectory, or
+    the first state variable when the model has none (``n_out == 0``).
+
+    It integrates as :func:`simulate` does, with the same arguments, but records only the signal at
+    each output time, so memory is ``B T n_out`` rather than ``B T D`` (fit's evaluation batches).
+    Divergence is caught through the signal: a non-finite state gives a non-finite readout.
+    """
+    args = inspect.signature(simulate).bind(model, t, x, state0, **options)  # simulate's options and defaults
+    args.apply_defaults()
+    to_state = unflattener(model)
+
+    def signal(y: Tensor) -> Tensor:
+        state = to_state(y)
+        return model.output(state) if model.n_out else state[0]
+
+    return _integrate(**args.arguments, record=signal)[1]
+
+
+def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: Any, gradient: str, rtol: Any,
+               atol: Any, noise_std: Any, generator: torch.Generator | None, max_steps: Any, anchor_dt: Any,
+               record: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor, int]:
+    """``(t, ys (B, T, ...), nfe)``: :func:`simulate`'s checks and integration, ``ys`` the flat states, or
+    ``record`` of each output time's flat ``(B, D)`` state."""
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn.models.Model; got {type(model).__name__}")
     t = _check_times(t, model)
@@ -84,7 +115,8 @@ def simulate(
     to_state, to_flat = unflattener(model), flattener(model)
     _check_vector_field(model, t, y0, drive, to_state)
 
-    if solver in STEPPERS and gradient != "adjoint":
+    fixed = solver in STEPPERS and gradient != "adjoint"
+    if fixed:
         def rhs(time: float, y: Tensor, k: int) -> Tensor:
             return to_flat(model.vector_field(time, to_state(y), drive.on_interval(k, time)))
 
@@ -95,15 +127,17 @@ def simulate(
                 diffusion = diffusion.repeat_interleave(y0.shape[0] // diffusion.shape[0], dim=0)
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
                                   segments=gradient == "checkpoint", max_steps=max_steps,
-                                  scan=None if fused is None else _fused_scan(fused, drive))
+                                  scan=None if fused is None else _fused_scan(fused, drive), record=record)
     else:
         jump_t = torch.cat([signal.jump_times, switches]).unique()  # sorted, no repeats (torchdiffeq's rule)
         ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), jump_t, solver=solver, dt=dt,
                                          gradient=gradient, rtol=rtol, atol=atol, max_steps=max_steps,
                                          anchor_dt=anchor_dt)
+    if record is not None and not fixed:  # torchdiffeq returns the states: record them all at once
+        ys = record(ys.flatten(0, 1)).unflatten(0, ys.shape[:2])
     _check_finite(ys, t)
-    states = unflatten(ys, model)
-    return Trajectory(t=t, states=states, outputs=_outputs(model, states), nfe=nfe)
+    return t, ys, nfe
+
 
 
 def _fused_scan(fused: Callable, drive: Drive) -> Scan:
@@ -198,10 +232,10 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
         warnings.warn('gradient="adjoint" with solver="euler" integrates the state and the adjoint backward with '
                       "Euler: the gradient is only first order in dt and can be far off (17 % on a small tanh "
                       'network at dt = tau/20). Use gradient="checkpoint" (the exact gradient of the Euler run) or '
-                      'solver="rk4"/"dopri5" with the adjoint', stacklevel=3)
+                      'solver="rk4"/"dopri5" with the adjoint', stacklevel=4)
     if dt is not None and dt > model.timescale:
         warnings.warn(f"dt={dt:g} is larger than the model's smallest time constant {model.timescale:g}; "
-                      "the integration may be inaccurate or unstable", stacklevel=3)
+                      "the integration may be inaccurate or unstable", stacklevel=4)
     return dt, rtol, atol, noise_std, max_steps, anchor_dt
 
 

@@ -358,3 +358,46 @@ def test_adaptive_divergence_names_the_output_time_it_did_not_reach():
     model = nd.RateRNN(4, tau=0.1, activation="linear", W=50 * torch.eye(4), bias=False)
     with pytest.raises(nd.DivergenceError, match=r"underflowed before output time t=0\.2 "):
         nd.simulate(model, torch.linspace(0, 10, 101), state0=torch.ones(1, 4), solver="dopri5")
+
+
+@pytest.mark.parametrize("solver, gradient, grad", [("euler", "backprop", False), ("euler", "backprop", True),
+                                                    ("rk4", "checkpoint", True), ("dopri5", "backprop", False)])
+def test_simulate_signal_is_the_readout_of_simulate(solver, gradient, grad):
+    from neurodyn.simulate import simulate_signal
+
+    torch.manual_seed(0)
+    model = nd.RateRNN(12, 2, 3, tau=0.1, g=1.5).double()
+    t = torch.linspace(0, 1, 51, dtype=f64)
+    x = torch.randn(5, 51, 2, dtype=f64)
+    options = dict(solver=solver, gradient=gradient, dt=0.01 if solver == "rk4" else None)
+    with torch.set_grad_enabled(grad):
+        expected = nd.simulate(model, t, x, **options).outputs
+        got = simulate_signal(model, t, x, **options)
+    assert got.shape == (5, 51, 3)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    if grad:  # the same gradients through the recorded readout
+        want = torch.autograd.grad(expected.pow(2).sum(), list(model.parameters()))
+        have = torch.autograd.grad(got.pow(2).sum(), list(model.parameters()))
+        for a, b in zip(have, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_simulate_signal_without_readout_ensemble_and_errors():
+    from neurodyn.simulate import simulate_signal
+
+    torch.manual_seed(1)
+    t = torch.linspace(0, 0.5, 26, dtype=f64)
+    plain = nd.RateRNN(7, 1, tau=0.1).double()  # n_out = 0: the units are the signal
+    x = torch.randn(3, 26, 1, dtype=f64)
+    with torch.no_grad():
+        torch.testing.assert_close(simulate_signal(plain, t, x), nd.simulate(plain, t, x)["r"])
+    ens = nd.ensemble(lambda s: nd.RateRNN(7, 1, 2, tau=0.1), 4).double()
+    xs = ens.tile(x)
+    with torch.no_grad():
+        torch.testing.assert_close(simulate_signal(ens, t, xs), nd.simulate(ens, t, xs).outputs)
+    blowing_up = nd.RateRNN(4, 0, 1, tau=0.1, activation="linear", W=5 * torch.eye(4, dtype=f64))
+    with torch.no_grad(), pytest.raises(nd.DivergenceError):
+        simulate_signal(blowing_up, torch.linspace(0, 200, 11, dtype=f64), state0=torch.ones(1, 4, dtype=f64),
+                        dt=0.01)
+    with pytest.raises(TypeError, match="soler"):
+        simulate_signal(plain, t, x, soler="rk4")

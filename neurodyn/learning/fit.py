@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..data.recording import Recording
 from ..errors import ArgumentTypeError, DivergenceError
 from ..models.base import Model
-from ..simulate import simulate
+from ..simulate import simulate, simulate_signal
 from ..state import flatten
 from ..tasks.base import Task, TaskBatch
 from ..trajectory import Trajectory
@@ -55,14 +55,17 @@ def batch_loss(
     seconds ("poisson"). ``simulate_kwargs`` go to :func:`neurodyn.simulate`.
     """
     traj = simulate(model, t, x, state0, **simulate_kwargs)
-    signal = model_signal(model, traj)
-    if loss == "poisson":
-        value = LOSSES[loss](signal, target, bin_width, mask)
-    else:
-        value = LOSSES[loss](signal, target, mask)
+    value = signal_loss(loss, model_signal(model, traj), target, mask, bin_width)
     for reg in regularizers:
         value = value + reg(model, traj)
     return value, traj
+
+
+def signal_loss(loss: str, signal: Tensor, target: Tensor, mask: Tensor | None, bin_width: float | None) -> Tensor:
+    """The loss named ``loss`` between the model's signal and ``target`` (see :func:`batch_loss`)."""
+    if loss == "poisson":
+        return LOSSES[loss](signal, target, bin_width, mask)
+    return LOSSES[loss](signal, target, mask)
 
 
 class _TaskData:
@@ -86,8 +89,9 @@ class _TaskData:
 
     def evaluate(self, loss: str, sim: dict) -> dict[str, Any]:
         b = self.validation
-        value, traj = batch_loss(self.model, b.t, b.x, b.y, b.mask, loss=loss, **sim)
-        return {self.task.metric: self.task.evaluate(traj.outputs, b), "val_loss": float(value)}
+        outputs = simulate_signal(self.model, b.t, b.x, **sim)  # the readout alone: no (B, T, D) states kept
+        value = signal_loss(loss, outputs, b.y, b.mask, None)
+        return {self.task.metric: self.task.evaluate(outputs, b), "val_loss": float(value)}
 
 
 class _RecordingData:
@@ -156,8 +160,8 @@ class _RecordingData:
     def evaluate(self, loss: str, sim: dict) -> dict[str, Any]:
         index = self.held_out if len(self.held_out) else self.train
         t, x, target, mask, state0 = self._trials(index)
-        value, traj = batch_loss(self.model, t, x, target, mask, state0, loss=loss, bin_width=self.bin_width, **sim)
-        signal = model_signal(self.model, traj)
+        signal = simulate_signal(self.model, t, x, state0, **sim)
+        value = signal_loss(loss, signal, target, mask, self.bin_width)
         predicted = poisson_rate(signal) if loss == "poisson" else signal
         truth = self.rec.firing_rates()[index.to(signal.device)]
         residual = ((predicted - truth) ** 2).sum((0, 1))

@@ -93,6 +93,7 @@ def integrate_fixed(
     segments: bool = False,
     max_steps: int,
     scan: Scan | None = None,
+    record: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, int]:
     """Integrate ``dy = f dt (+ diffusion dW)`` and return ``(ys (B, T, D), nfe)``.
 
@@ -104,7 +105,8 @@ def integrate_fixed(
     ``PASS_BYTES`` of states (small states: fewer, longer passes; large ones
     stay cache-sized). ``scan(steps, y, noise) -> (y_final, *recorded)``, when
     given, replaces the generic loop over ``method``'s steps (same contract as
-    ``_run``; e.g. a fused kernel).
+    ``_run``; e.g. a fused kernel). ``record(y) -> (B, ...)``, when given, is what is
+    kept of each output time's state ``y`` (e.g. a readout) instead of the state.
     """
     stepper, stages = STEPPERS[method]
     steps = schedule(t.tolist(), dt)
@@ -123,8 +125,9 @@ def integrate_fixed(
     run = scan or partial(_run, f, stepper)
     passes = _passes(chunks, noises, per_pass)
     if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
-        return _run_into_output(run, passes, y0, len(t)), len(steps) * stages
-    outputs = [y0]
+        return _run_into_output(run, passes, y0, len(t), record), len(steps) * stages
+    keep = record or (lambda y: y)
+    outputs = [keep(y0)]
     y = y0
     for chunk, noise in passes:
         if checkpointed:
@@ -132,7 +135,7 @@ def integrate_fixed(
         else:
             result = run(chunk, y, noise)
         y = result[0]
-        outputs.extend(result[1:])
+        outputs.extend(map(keep, result[1:]))
     return torch.stack(outputs, dim=1), len(steps) * stages
 
 
@@ -144,18 +147,20 @@ def _passes(chunks: list[list[Step]], noises: list, per_pass: int) -> Iterator[t
 
 
 def _run_into_output(run: Scan, passes: Iterator[tuple[list[Step], Tensor | None]], y0: Tensor,
-                     times: int) -> Tensor:
+                     times: int, record: Callable[[Tensor], Tensor] | None) -> Tensor:
     """The no-graph loop: ``(B, times, ...)`` filled pass by pass (fresh memory is touched once, for the output)."""
-    ys = y0.new_empty(y0.shape[0], times, *y0.shape[1:])
-    ys[:, 0] = y0
+    first = y0 if record is None else record(y0)
+    ys = first.new_empty(first.shape[0], times, *first.shape[1:])
+    ys[:, 0] = first
     y, filled = y0, 1
     for chunk, noise in passes:
-        y, *recorded = run(chunk, y, noise)
-        if len(recorded) * y.numel() * y.element_size() > PASS_BYTES:  # past the cache: no stacked temporary
-            for i, state in enumerate(recorded):  # (8192 rows x 64 x 7 steps: 2x faster than stacking first)
+        y, *states = run(chunk, y, noise)
+        recorded = states if record is None else [record(s) for s in states]
+        if recorded and len(recorded) * recorded[0].numel() * recorded[0].element_size() > PASS_BYTES:
+            for i, state in enumerate(recorded):  # past the cache: no stacked temporary (8192 x 64 x 7: 2x faster)
                 ys[:, filled + i] = state
         elif recorded:
             ys[:, filled:filled + len(recorded)] = torch.stack(recorded, dim=1)
         filled += len(recorded)
-        y = y.clone() if recorded and y is recorded[-1] else y  # do not keep the pass's buffer alive
+        y = y.clone() if states and y is states[-1] else y  # do not keep the pass's buffer alive
     return ys
