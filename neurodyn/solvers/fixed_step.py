@@ -12,10 +12,10 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 RHS = Callable[[float, Tensor, int], Tensor]
 
@@ -126,17 +126,78 @@ def integrate_fixed(
     passes = _passes(chunks, noises, per_pass)
     if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
         return _run_into_output(run, passes, y0, len(t), record), len(steps) * stages
+    if checkpointed:
+        run = partial(_checkpointed, run)
     keep = record or (lambda y: y)
     outputs = [keep(y0)]
     y = y0
     for chunk, noise in passes:
-        if checkpointed:
-            result = checkpoint(run, chunk, y, noise, use_reentrant=False, determinism_check="none")
-        else:
-            result = run(chunk, y, noise)
+        result = run(chunk, y, noise)
         y = result[0]
         outputs.extend(map(keep, result[1:]))
     return torch.stack(outputs, dim=1), len(steps) * stages
+
+
+def _checkpointed(run: Scan, chunk: list[Step], y: Tensor, noise: Tensor | None) -> tuple[Tensor, ...]:
+    """``run`` over one segment as one autograd node that keeps only the start state ``y``.
+
+    The forward pass records the segment's graph only to find the tensors requiring grad that the steps
+    read (parameters, an input's or the noise's sources, whatever a closure holds), then drops it.
+    """
+    probe = run(chunk, y.detach(), noise)
+    leaves = _leaves(probe)
+    if not (leaves or y.requires_grad):
+        return probe
+    outputs = probe[1:] if chunk[-1].record else probe  # the last record is then the final state
+    outputs = _Segment.apply(run, chunk, noise, tuple(o.detach() for o in outputs), y, *leaves)
+    return (outputs[-1], *outputs) if chunk[-1].record else outputs
+
+
+def _leaves(outputs: tuple[Tensor, ...]) -> list[Tensor]:
+    """The leaf tensors requiring grad that ``outputs`` were computed from (the ends of their graph)."""
+    found: dict[int, Tensor] = {}
+    nodes = [out.grad_fn for out in outputs if out.grad_fn is not None]
+    seen = set()
+    while nodes:
+        node = nodes.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        leaf = getattr(node, "variable", None)  # an AccumulateGrad node
+        if leaf is not None:
+            found[id(leaf)] = leaf
+        nodes.extend(n for n, _ in node.next_functions if n is not None)
+    return list(found.values())
+
+
+class _Segment(torch.autograd.Function):
+    """A segment's ``outputs``, computed without a graph; the backward pass recomputes them from the start
+    state ``y`` and returns the gradients of ``y`` and of the ``leaves``, exactly those of backprop."""
+
+    @staticmethod
+    def forward(ctx: Any, run: Scan, chunk: list[Step], noise: Tensor | None, outputs: tuple[Tensor, ...],
+                y: Tensor, *leaves: Tensor) -> tuple[Tensor, ...]:
+        ctx.run, ctx.chunk, ctx.noise = run, chunk, noise
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(y, *leaves)
+        return outputs
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+        start, *leaves = ctx.saved_tensors
+        needs = ctx.needs_input_grad[4:]  # y, *leaves
+        y = start.detach().requires_grad_(needs[0])
+        with torch.enable_grad():
+            final, *recorded = ctx.run(ctx.chunk, y, ctx.noise)
+        outputs = recorded if ctx.chunk[-1].record else [final, *recorded]
+        pairs = [(o, g) for o, g in zip(outputs, grads, strict=True) if g is not None and o.requires_grad]
+        wanted = [v for v, need in zip((y, *leaves), needs, strict=True) if need]
+        found = [None] * len(wanted)
+        if pairs and wanted:  # retain_graph: other segments go through the same input and noise sources
+            found = torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True,
+                                        retain_graph=True, create_graph=torch.is_grad_enabled())
+        found = iter(found)
+        return (None, None, None, None, *(next(found) if need else None for need in needs))
 
 
 def _passes(chunks: list[list[Step]], noises: list, per_pass: int) -> Iterator[tuple[list[Step], Tensor | None]]:
