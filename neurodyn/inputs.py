@@ -82,8 +82,8 @@ class Drive:
 
     With ``precompute=True`` the drive of a grid or constant input is computed
     once for all times; otherwise ``model.input_drive`` runs at each evaluation
-    (the adjoint needs this, so that gradients reach the input weights as
-    ordinary model parameters).
+    (the adjoint and checkpointed segments need this, so that gradients reach
+    the input weights as ordinary model parameters, step by step).
     """
 
     def __init__(self, model: Model, signal: InputSignal, precompute: bool = True) -> None:

@@ -111,7 +111,10 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
     batch = max(batch or 1, signal.batch_size or 1)
     y0 = _initial_flat(model, state0, batch)
     fused = model.euler_scan() if solver == "euler" and gradient != "adjoint" else None
-    drive = Drive(model, signal, precompute=gradient != "adjoint" and fused is None)  # fused: per segment
+    # a table of the drive for all times, except: the fused scan computes it per segment; the adjoint and the
+    # checkpointed segments need gradients to reach the input weights from each step, not through one table
+    # that every segment's backward pass would go through whole
+    drive = Drive(model, signal, precompute=gradient == "backprop" and fused is None)
     to_state, to_flat = unflattener(model), flattener(model)
     _check_vector_field(model, t, y0, drive, to_state)
 

@@ -127,7 +127,7 @@ def integrate_fixed(
     if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
         return _run_into_output(run, passes, y0, len(t), record), len(steps) * stages
     if checkpointed:
-        run = partial(_checkpointed, run)
+        run = partial(_checkpointed, run, _Leaves())
     keep = record or (lambda y: y)
     outputs = [keep(y0)]
     y = y0
@@ -138,36 +138,52 @@ def integrate_fixed(
     return torch.stack(outputs, dim=1), len(steps) * stages
 
 
-def _checkpointed(run: Scan, chunk: list[Step], y: Tensor, noise: Tensor | None) -> tuple[Tensor, ...]:
+def _checkpointed(run: Scan, leaves: _Leaves, chunk: list[Step], y: Tensor, noise: Tensor | None) -> tuple[Tensor, ...]:
     """``run`` over one segment as one autograd node that keeps only the start state ``y``.
 
     The forward pass records the segment's graph only to find the tensors requiring grad that the steps
     read (parameters, an input's or the noise's sources, whatever a closure holds), then drops it.
     """
     probe = run(chunk, y.detach(), noise)
-    leaves = _leaves(probe)
-    if not (leaves or y.requires_grad):
+    found = leaves(probe)
+    if not (found or y.requires_grad):
         return probe
     outputs = probe[1:] if chunk[-1].record else probe  # the last record is then the final state
-    outputs = _Segment.apply(run, chunk, noise, tuple(o.detach() for o in outputs), y, *leaves)
+    outputs = _Segment.apply(run, chunk, noise, tuple(o.detach() for o in outputs), y, *found)
     return (outputs[-1], *outputs) if chunk[-1].record else outputs
 
 
-def _leaves(outputs: tuple[Tensor, ...]) -> list[Tensor]:
-    """The leaf tensors requiring grad that ``outputs`` were computed from (the ends of their graph)."""
-    found: dict[int, Tensor] = {}
-    nodes = [out.grad_fn for out in outputs if out.grad_fn is not None]
-    seen = set()
-    while nodes:
-        node = nodes.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        leaf = getattr(node, "variable", None)  # an AccumulateGrad node
-        if leaf is not None:
-            found[id(leaf)] = leaf
-        nodes.extend(n for n, _ in node.next_functions if n is not None)
-    return list(found.values())
+class _Leaves:
+    """The leaf tensors requiring grad that the segments' outputs were computed from (the ends of their
+    graphs), accumulated over the segments. The graph that existed before the integration (an input's or
+    the noise's sources) is walked once, not once per segment: its nodes are older than ``self.start``."""
+
+    def __init__(self) -> None:
+        self.start = _sequence_number(torch.zeros((), requires_grad=True).mul(1).grad_fn)
+        self.walked: set = set()  # nodes made before the integration, already walked
+        self.found: dict[int, Tensor] = {}
+
+    def __call__(self, outputs: tuple[Tensor, ...]) -> list[Tensor]:
+        nodes = [out.grad_fn for out in outputs if out.grad_fn is not None]
+        seen = set()
+        while nodes:
+            node = nodes.pop()
+            if node in seen or node in self.walked:
+                continue
+            seen.add(node)
+            if _sequence_number(node) < self.start:
+                self.walked.add(node)
+            leaf = getattr(node, "variable", None)  # an AccumulateGrad node
+            if leaf is not None:
+                self.found[id(leaf)] = leaf
+            nodes.extend(n for n, _ in node.next_functions if n is not None)
+        return list(self.found.values())
+
+
+def _sequence_number(node: Any) -> float:
+    """The order in which autograd made ``node`` (its backward-ordering counter); inf where torch has none."""
+    number = getattr(node, "_sequence_nr", None)
+    return number() if number is not None else math.inf
 
 
 class _Segment(torch.autograd.Function):
