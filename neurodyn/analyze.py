@@ -40,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = read_spec(args.file)
         _override(spec, args.param, args.input)
-        model = Equations(spec.text, spec.params, inputs=tuple(spec.inputs), state_sizes=spec.sizes,
-                          dtype=torch.float64)
+        try:
+            model = Equations(spec.text, spec.params, inputs=tuple(spec.inputs), state_sizes=spec.sizes,
+                              dtype=torch.float64)
+        except ValueError as err:  # its line numbers are the file's; its advice names the Python keywords
+            raise ValueError(f"{args.file}, {err} (in the file: params= is the [params] section, inputs= the "
+                             "[inputs] section)") from err
         if args.starts < 1:
             raise ValueError(f"--starts must be >= 1; got {args.starts}")
         if Path(args.out).exists() and not Path(args.out).is_dir():

@@ -69,7 +69,7 @@ def test_param_override_changes_the_fixed_points(tmp_path, capsys):
         (WILSON_COWAN, ["--param", "wEE"], "--param expects NAME=VALUE"),
         (WILSON_COWAN.replace("wII = 11", "wII = __import__('os')"), [], r"bad.eqs, line 17: .* is not a number"),
         (WILSON_COWAN.replace("dE/dt = (-E + FE)/tauE", "dE/dt = (-E + FE)/tauE + q"), [],
-         r"line 4: .*unknown symbol 'q'"),
+         r"bad.eqs, line 4: .*unknown symbol 'q'.*\[params\] section"),
         (WILSON_COWAN.replace("[ranges]", "[limits]"), [], r"unknown section \[limits\]"),
         (WILSON_COWAN + "V = 0, 1\n", [], r"\[ranges\] names \['V'\], which are not state variables"),
         (WILSON_COWAN, ["--out", "bad.eqs"], r"--out .*bad.eqs' is a file; give a folder"),

@@ -1,5 +1,7 @@
 """Nullclines: every branch, exact vertical/horizontal lines, separate branches never joined."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -115,3 +117,15 @@ def test_poles_are_not_nullclines():
     assert len(hyperbola) == 2
     for branch in hyperbola:
         np.testing.assert_allclose(branch[:, 1], 1 / branch[:, 0], atol=1e-3)
+
+
+def test_trainable_parameters_give_the_same_branches_without_warnings():
+    text, values = "dx/dt = x*(a - b*y)\ndy/dt = y*(-c + d*x)", dict(a=1.0, b=0.5, c=0.75, d=0.25)
+    fixed = nullclines(Equations(text, values), "x", "y", (-1, 5), (-1, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was torch's "converting a tensor with requires_grad=True to a scalar"
+        trained = nullclines(Equations(text, values, trainable=("a", "d")), "x", "y", (-1, 5), (-1, 5))
+    for var in ("x", "y"):
+        for a, b in zip(sorted(trained[var], key=lambda p: p[0, 0]), sorted(fixed[var], key=lambda p: p[0, 0]),
+                        strict=True):
+            np.testing.assert_allclose(a, b)

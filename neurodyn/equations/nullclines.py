@@ -159,7 +159,7 @@ def _numeric(model: Model, x_var: str, y_var: str, spans, drive, t, resolution) 
 def _symbolic(model: Equations, x_var: str, y_var: str, spans, drive, t, resolution) -> dict[str, list[np.ndarray]]:
     symbols = model._parsed.symbols
     xs, ys = symbols[x_var], symbols[y_var]
-    values = {symbols[n]: sp.Float(float(getattr(model, n)), 17) for n in model.parameter_names}
+    values = {symbols[n]: sp.Float(float(getattr(model, n).detach()), 17) for n in model.parameter_names}
     values.update({symbols[n]: sp.Float(float(v), 17) for n, v in zip(model.input_names, drive[0], strict=True)})
     values[symbols["t"]] = sp.Float(t, 17)
     kinds = {x_var: Kind((), True), y_var: Kind((), True), **{n: SCALAR for n in ("t",)}}

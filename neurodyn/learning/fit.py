@@ -303,6 +303,9 @@ def fit(
     regularizers = _callables("regularizers", regularizers, "(model, trajectory) -> scalar tensor")
     callbacks = _callables("callbacks", callbacks, "(step, history, model) -> bool")
     if isinstance(data, Task):
+        if loss == "poisson":
+            raise ValueError('loss="poisson" fits the spike counts of a Recording; train on a task with "mse" or '
+                             '"cross_entropy"')
         problem: _TaskData | _RecordingData = _TaskData(model, data, batch_size, eval_batch_size, seed)
     elif isinstance(data, Recording):
         problem = _RecordingData(model, data, loss, batch_size, holdout, seed)
