@@ -287,12 +287,20 @@ class Ensemble(Model):
         networks, and its gradient is scaled by K so that each network gets exactly the
         gradient of its own loss: with the default Adam and no ``grad_clip`` / noise, the
         K trained networks equal K sequential fits (``grad_clip`` clips the whole ensemble's
-        norm). ``history.loss`` and the metrics are ensemble means.
+        norm). ``history.loss`` and the metrics are ensemble means. Regularizers see the whole
+        ensemble: a penalty that is a mean over trials (``l2_rates``) acts on each network as in
+        its own fit; one summed over the weights (``l2_weights``) acts K times as strongly, so
+        divide its coefficient by K.
         """
         if not isinstance(data, Task):
             raise ArgumentTypeError(f"Ensemble.fit trains on a neurodyn Task; got {type(data).__name__} (fit "
                                     "networks to a Recording one by one, or in parallel with neurodyn.sweep)")
-        hooks = [p.register_hook(lambda g: g * self.size) for p in self.parameters() if p.requires_grad]
+        # scale each accumulated gradient once (a tensor hook would also run inside checkpointed segments'
+        # and the adjoint's backward passes, on every partial gradient)
+        def scale(p: Tensor) -> None:
+            p.grad.mul_(self.size)
+
+        hooks = [p.register_post_accumulate_grad_hook(scale) for p in self.parameters() if p.requires_grad]
         try:
             return fit(self, _TiledTask(data, self.size), **kwargs)
         finally:

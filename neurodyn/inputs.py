@@ -89,7 +89,10 @@ class Drive:
     def __init__(self, model: Model, signal: InputSignal, precompute: bool = True) -> None:
         self.signal = signal
         tabulated = precompute and signal.kind != "callable"
-        self.table = model.input_drive(signal.value) if tabulated else signal.value
+        # the input as the drive's own tensor (a view, when not tabulated): gradients the integration passes to
+        # it are the drive's, so hooks the user puts on x run once, on x's whole gradient
+        value = signal.value.view_as(signal.value) if isinstance(signal.value, Tensor) else signal.value
+        self.table = model.input_drive(signal.value) if tabulated else value
         self.per_eval = (lambda d: d) if tabulated else model.input_drive
         self.dtype, self.device, self.n_in = model.dtype, model.device, model.n_in
         # one time-major copy, made once: a run of steps is then a slice of it (or one gather), and its T
@@ -97,6 +100,12 @@ class Drive:
         # contiguous (B, n) slices keep the per-step matmul's bias add fast
         self.by_time = self.table.transpose(0, 1).contiguous() if signal.kind == "grid" else None
         self.columns = self.by_time.unbind(0) if signal.kind == "grid" else ()
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        """The drive's own tensors that its values are read from (none for a callable input)."""
+        if self.signal.kind == "grid":
+            return (self.by_time,)
+        return (self.table,) if isinstance(self.table, Tensor) else ()
 
     def on_interval(self, k: int, t: float | Tensor) -> Tensor:
         """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""

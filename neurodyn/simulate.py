@@ -16,6 +16,7 @@ from .inputs import Drive, as_input
 from .models.base import Model
 from .solvers.adaptive import ADAPTIVE, anchored_times, integrate_torchdiffeq
 from .solvers.fixed_step import STEPPERS, Scan, Step, integrate_fixed
+from .solvers.leaves import Leaves
 from .state import flatten, flattener, state_dim, unflatten, unflattener
 from .trajectory import Trajectory
 from .validation import as_int, as_real
@@ -79,7 +80,7 @@ def simulate_signal(model: Model, t: Tensor, x: Any = None, state0: Any = None, 
 
     It integrates as :func:`simulate` does, with the same arguments, but records only the signal at
     each output time, so memory is ``B T n_out`` rather than ``B T D`` (fit's evaluation batches).
-    Divergence is caught through the signal: a non-finite state gives a non-finite readout.
+    A state that becomes NaN or infinite raises :class:`DivergenceError`, as in :func:`simulate`.
     """
     args = inspect.signature(simulate).bind(model, t, x, state0, **options)  # simulate's options and defaults
     args.apply_defaults()
@@ -119,6 +120,14 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
     _check_vector_field(model, t, y0, drive, to_state)
 
     fixed = solver in STEPPERS and gradient != "adjoint"
+    finite: list[Tensor] = []  # per output time, whether the whole state is finite, where only `record` is kept
+    if record is not None and fixed:
+        signal_of = record
+
+        def record(y: Tensor) -> Tensor:
+            finite.append(torch.isfinite(y.detach()).all())
+            return signal_of(y)
+
     if fixed:
         def rhs(time: float, y: Tensor, k: int) -> Tensor:
             return to_flat(model.vector_field(time, to_state(y), drive.on_interval(k, time)))
@@ -130,14 +139,18 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
                 diffusion = diffusion.repeat_interleave(y0.shape[0] // diffusion.shape[0], dim=0)
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
                                   segments=gradient == "checkpoint", max_steps=max_steps,
-                                  scan=None if fused is None else _fused_scan(fused, drive), record=record)
+                                  scan=None if fused is None else _fused_scan(fused, drive), record=record,
+                                  inputs=drive.tensors())
     else:
         jump_t = torch.cat([signal.jump_times, switches]).unique()  # sorted, no repeats (torchdiffeq's rule)
         ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), jump_t, solver=solver, dt=dt,
                                          gradient=gradient, rtol=rtol, atol=atol, max_steps=max_steps,
                                          anchor_dt=anchor_dt)
-    if record is not None and not fixed:  # torchdiffeq returns the states: record them all at once
+    if record is not None and not fixed:  # torchdiffeq returns the states: check and record them all at once
+        _check_finite(ys, t)
         ys = record(ys.flatten(0, 1)).unflatten(0, ys.shape[:2])
+    if finite:
+        _raise_at(~torch.stack(finite), t)
     _check_finite(ys, t)
     return t, ys, nfe
 
@@ -172,8 +185,10 @@ def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, d
     if gradient == "adjoint" and (solver in ADAPTIVE or dt is not None):
         times, index = anchored_times(t, anchor_dt or model.timescale)
     params = tuple(p for p in model.parameters() if p.numel())  # torchdiffeq's adjoint breaks on empty tensors
-    if isinstance(drive.table, Tensor) and drive.table.requires_grad and drive.table.numel():
-        params += (drive.table,)  # x enters the vector field as a closure: the adjoint must be told it is an input
+    if gradient == "adjoint":  # what the field reads as closures must be named to the adjoint as its inputs
+        params += tuple(v for v in drive.tensors() if v.requires_grad and v.numel())
+        params += tuple(v for v in _closure_leaves(rhs, t, y0, model, drive)
+                        if v.numel() and all(v is not p for p in params))
     try:
         ys, nfe = integrate_torchdiffeq(rhs, y0, times, method=solver, rtol=rtol, atol=atol,
                                         jump_t=jump_t, max_steps=max_steps,
@@ -188,6 +203,16 @@ def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, d
         raise DivergenceError(f"the {solver} step size underflowed{where} ({err}): the state diverged or the "
                               "system is too stiff; check the parameters or use a smaller tau-relative dt") from err
     return (ys if index is None else ys[:, index]), nfe
+
+
+def _closure_leaves(rhs: Callable, t: Tensor, y0: Tensor, model: Model, drive: Drive) -> list[Tensor]:
+    """The leaf tensors requiring grad the vector field reads at ``t[0]`` and at the model's switch times
+    (a user activation's, a callable input's or current's), besides the input tensors (their own inputs)."""
+    leaves = Leaves(stop=drive.tensors())
+    with torch.enable_grad():
+        for time in torch.cat([t[:1], model.switch_times(t)]):
+            leaves((rhs(time, y0.detach()),))
+    return list(leaves.found.values())
 
 
 def _check_times(t: Any, model: Model) -> Tensor:
@@ -320,7 +345,11 @@ def _check_vector_field(model: Model, t: Tensor, y0: Tensor, drive: Drive, to_st
 def _check_finite(ys: Tensor, t: Tensor) -> None:
     if torch.isfinite(ys.sum()):  # one flat reduction, 4x faster than per time: NaN or Inf anywhere spoils it
         return
-    bad = ~torch.isfinite(ys).all(dim=2).all(dim=0)  # exact, per time: the sum may only have overflowed
+    _raise_at(~torch.isfinite(ys).flatten(2).all(dim=2).all(dim=0), t)  # exact, per time: the sum may overflow
+
+
+def _raise_at(bad: Tensor, t: Tensor) -> None:
+    """A DivergenceError naming the first output time where ``bad (T,)`` is True, if any."""
     if bad.any():
         i = int(torch.nonzero(bad)[0])
         raise DivergenceError(f"the state became NaN or infinite by t[{i}]={float(t[i]):g}; reduce dt, the "

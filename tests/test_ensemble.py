@@ -131,7 +131,24 @@ def test_ensemble_fit_equals_sequential_fits_with_the_same_seed():
     # the ensemble's loss is the mean of the networks' losses
     torch.testing.assert_close(torch.tensor(history.loss, dtype=F64), torch.tensor(losses, dtype=F64).mean(0),
                                rtol=1e-12, atol=0)
-    assert all(not p._backward_hooks for p in ens.parameters())  # the gradient scaling is removed again
+    assert all(not p._post_accumulate_grad_hooks for p in ens.parameters())  # the gradient scaling is removed
+
+
+@pytest.mark.parametrize("gradient", ["checkpoint", "adjoint"])
+def test_ensemble_fit_step_equals_sequential_steps_with_recomputing_gradients(gradient):
+    """One SGD step: each network moves exactly as in its own fit (the K-scaling ran once per backward pass,
+    not on each partial gradient inside the checkpointed segments or the adjoint: K^2 before)."""
+    task = PerceptualDecisionMaking(dt=0.05)
+    factory = lambda seed: nd.RateRNN(N, task.n_in, task.n_out, tau=0.1).double()  # noqa: E731
+    ens = nd.ensemble(factory, K, seed=0)
+    members = ens.unstack()
+    kwargs = {"steps": 1, "batch_size": 4, "eval_batch_size": 4, "progress": False, "seed": 1, "solver": "rk4",
+              "gradient": gradient, "optimizer": lambda params: torch.optim.SGD(params, lr=1.0)}
+    ens.fit(task, **kwargs)
+    for k, model in enumerate(members):
+        fit(model, task, **kwargs)
+        for (name, p), q in zip(model.named_parameters(), ens.unstack()[k].parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-7, atol=1e-9, msg=f"network {k}, {name}")
 
 
 def test_ensemble_find_fixed_points_per_network():

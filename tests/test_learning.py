@@ -280,3 +280,13 @@ def test_fit_accepts_one_callable_and_rejects_non_callables():
     for lr in (float("inf"), float("nan"), 0.0, True):
         with pytest.raises(ValueError, match="lr must be a finite number > 0"):
             fit(small_model(), small_task(), steps=1, lr=lr)
+
+
+def test_r2_of_a_neuron_whose_held_out_rates_do_not_vary_is_nan_and_left_out_of_the_mean():
+    t = torch.arange(11) * 0.1
+    rates = torch.rand(10, 11, 3, generator=torch.Generator().manual_seed(0))
+    rates[..., 1] = 0.5  # a constant neuron: R^2 = 1 - residual / 0 is undefined (it was -inf)
+    with pytest.warns(UserWarning, match=r"undefined \(NaN\) for neurons \[1\]"):
+        history = fit(RateRNN(3, tau=0.1), Recording(t, rates=rates), steps=1, progress=False)
+    assert torch.isnan(history.r2[1]) and torch.isfinite(history.r2[[0, 2]]).all()
+    assert history.metrics["r2"][-1] == pytest.approx(float(history.r2[[0, 2]].mean()))

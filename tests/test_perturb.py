@@ -383,3 +383,10 @@ def test_bad_input_is_rejected_with_the_argument_named():
         simulate(clamp(m, 0, 0.0, (2.0, 3.0)), grid(60))
     with pytest.raises(ValueError, match="lies outside the trial"):
         simulate(lesion(stimulate(m, 0, 1.0, (-2.0, -1.0)), [1]), grid(60), solver="dopri5")
+
+
+def test_a_stimulation_current_gets_a_tensor_time_under_every_solver():
+    model = stimulate(RateRNN(4, tau=0.1), [1], lambda time: torch.sin(time), window=(0.1, 0.3))
+    t = torch.linspace(0, 0.5, 6)
+    for solver in ("euler", "rk4", "dopri5"):  # torch.sin of a float was a TypeError under fixed steps
+        assert torch.isfinite(simulate(model, t, solver=solver, dt=0.01)["r"]).all()

@@ -395,6 +395,10 @@ def test_simulate_signal_without_readout_ensemble_and_errors():
     xs = ens.tile(x)
     with torch.no_grad():
         torch.testing.assert_close(simulate_signal(ens, t, xs), nd.simulate(ens, t, xs).outputs)
+    unread = nd.Equations("dx/dt = -x\ndy/dt = y*y", dtype=f64)  # the signal x stays finite; y blows up
+    with torch.no_grad(), pytest.raises(nd.DivergenceError, match=r"t\[22\]"):
+        simulate_signal(unread, torch.linspace(0, 3, 31, dtype=f64), state0=torch.tensor([[1.0, 0.5]], dtype=f64),
+                        dt=0.01)
     blowing_up = nd.RateRNN(4, 0, 1, tau=0.1, activation="linear", W=5 * torch.eye(4, dtype=f64))
     with torch.no_grad(), pytest.raises(nd.DivergenceError):
         simulate_signal(blowing_up, torch.linspace(0, 200, 11, dtype=f64), state0=torch.ones(1, 4, dtype=f64),
@@ -456,3 +460,51 @@ def test_checkpoint_keeps_a_graph_of_sqrt_steps_on_the_generic_path():
     assert counts["backprop", 1600] > 3.5 * counts["backprop", 400]
     assert counts["checkpoint", 1600] < 2.2 * counts["checkpoint", 400]
     assert counts["checkpoint", 1600] < 0.05 * counts["backprop", 1600]
+
+
+def test_checkpoint_hooks_non_leaf_inputs_and_second_order():
+    """A hook sees the whole gradient once; a non-leaf x gets backprop's gradient (also through retain_grad
+    after the run); second-order gradients, which the checkpointed and fused paths cannot give, are errors."""
+    t = torch.linspace(0, 0.5, 51, dtype=f64)
+
+    def run(mode, solver="rk4", hook=None):
+        torch.manual_seed(0)
+        model = nd.RateRNN(5, 2, 1, tau=0.1).double()
+        if hook:
+            model.W_in.register_hook(hook)
+        z = torch.randn(3, 51, 2, dtype=f64, requires_grad=True)
+        x = 2 * z
+        loss = nd.simulate(model, t, x, solver=solver, gradient=mode).flat().pow(2).sum()
+        x.retain_grad()
+        loss.backward()
+        return model.W_in.grad, x.grad
+
+    for hook in (None, lambda g: g.clamp(-0.05, 0.05)):
+        for a, b in zip(run("checkpoint", hook=hook), run("backprop", hook=hook), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    model = nd.RateRNN(5, 2, 1, tau=0.1).double()
+    x = torch.randn(3, 51, 2, dtype=f64)
+    for solver, mode, match in (("rk4", "checkpoint", "checkpoint"), ("euler", "backprop", "fused Euler scan")):
+        loss = nd.simulate(model, t, x, solver=solver, gradient=mode).outputs.pow(2).sum()
+        with pytest.raises(RuntimeError, match=match):  # was: a silently wrong (or zero) second derivative
+            torch.autograd.grad(loss, model.W_in, create_graph=True)
+
+
+def test_adjoint_reaches_tensors_held_by_closures():
+    """A callable input's and a stimulation current's captured leaves get the backprop gradient."""
+    t = torch.linspace(0, 1.0, 11, dtype=f64)
+    amp = torch.tensor([0.5, -0.3], dtype=f64, requires_grad=True)
+    pulse = torch.tensor(0.8, dtype=f64, requires_grad=True)
+    torch.manual_seed(1)
+    net = nd.RateRNN(6, 2, 1, tau=0.1).double()
+    model = nd.stimulate(net, [0, 2], lambda time: pulse * torch.sin(time) * torch.ones(2, dtype=f64),
+                         window=(0.4, 0.7))
+
+    def grads(mode):
+        traj = nd.simulate(model, t, lambda time: amp * torch.ones(2, 2, dtype=f64), solver="dopri5",
+                           gradient=mode, rtol=1e-10, atol=1e-12)
+        return torch.autograd.grad(traj.outputs.pow(2).sum(), [amp, pulse])
+
+    for a, b in zip(grads("adjoint"), grads("backprop"), strict=True):
+        assert b.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)

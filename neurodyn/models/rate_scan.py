@@ -26,11 +26,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .activations import numpy_tanh, tanh
 
 Elementwise = Callable[[Tensor], Tensor]
+SECOND_ORDER = ("second-order gradients (create_graph=True) through the fused Euler scan of a rate network are not "
+                "supported; for them use a callable activation (e.g. activation=lambda z: torch.tanh(z)), which "
+                "runs the step-by-step loop, or solver=\"midpoint\" / \"rk4\" with gradient=\"backprop\"")
 
 
 def _gemm(W: Tensor) -> Callable[..., Tensor]:
@@ -75,8 +77,9 @@ class _RateScan(torch.autograd.Function):
         return states[1:]
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():  # create_graph=True: the states were computed without a graph
+            raise RuntimeError(SECOND_ORDER)
         W, tau, states, currents = ctx.saved_tensors
         need_W, need_tau, need_r0, need_drive, need_noise = ctx.needs_input_grad[:5]
         steps, gemm = currents.shape[0], _gemm(W)

@@ -99,7 +99,7 @@ class Stimulation(UnitPerturbation):
     :class:`~neurodyn.models.RateRNN` ``tau dr/dt = -r + f(W r + W_in x + b + I)``,
     a current injected into the units (in the units of ``W_in x``). ``current``
     is a number, a ``(k,)`` tensor (one per chosen unit, in the order given; an
-    ``nn.Parameter`` is trained with the model) or a callable ``I(t)``
+    ``nn.Parameter`` is trained with the model) or a callable ``I(t)`` of a 0-d tensor ``t``
     returning a number or a ``(k,)`` or ``(B, k)`` tensor; a callable's value
     is not checked per step (a non-finite one ends the simulation with a
     DivergenceError).
@@ -120,7 +120,8 @@ class Stimulation(UnitPerturbation):
         k = self.units.numel()
         if self.current_fn is None:
             return self.current.expand(k)
-        value = torch.as_tensor(self.current_fn(t), dtype=self.dtype, device=self.device)
+        time = torch.as_tensor(t, dtype=self.dtype, device=self.device)  # a tensor under every solver, as x(t)
+        value = torch.as_tensor(self.current_fn(time), dtype=self.dtype, device=self.device)
         if value.dim() == 0:
             return value.expand(k)
         if value.shape[-1] != k or value.dim() > 2:

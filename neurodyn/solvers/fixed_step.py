@@ -9,13 +9,16 @@ be looked up without a search. Each output interval is split into
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from .leaves import Leaves
 
 RHS = Callable[[float, Tensor, int], Tensor]
 
@@ -94,6 +97,7 @@ def integrate_fixed(
     max_steps: int,
     scan: Scan | None = None,
     record: Callable[[Tensor], Tensor] | None = None,
+    inputs: Sequence[Tensor] = (),
 ) -> tuple[Tensor, int]:
     """Integrate ``dy = f dt (+ diffusion dW)`` and return ``(ys (B, T, D), nfe)``.
 
@@ -107,6 +111,8 @@ def integrate_fixed(
     given, replaces the generic loop over ``method``'s steps (same contract as
     ``_run``; e.g. a fused kernel). ``record(y) -> (B, ...)``, when given, is what is
     kept of each output time's state ``y`` (e.g. a readout) instead of the state.
+    ``inputs`` are tensors made before the integration that ``f`` reads (e.g. an input
+    signal): checkpointed segments pass their gradients on, as backprop does.
     """
     stepper, stages = STEPPERS[method]
     steps = schedule(t.tolist(), dt)
@@ -127,7 +133,7 @@ def integrate_fixed(
     if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
         return _run_into_output(run, passes, y0, len(t), record), len(steps) * stages
     if checkpointed:
-        run = partial(_checkpointed, run, _Leaves())
+        run = partial(_checkpointed, run, Leaves(stop=inputs), inputs)
     keep = record or (lambda y: y)
     outputs = [keep(y0)]
     y = y0
@@ -138,80 +144,60 @@ def integrate_fixed(
     return torch.stack(outputs, dim=1), len(steps) * stages
 
 
-def _checkpointed(run: Scan, leaves: _Leaves, chunk: list[Step], y: Tensor, noise: Tensor | None) -> tuple[Tensor, ...]:
+def _checkpointed(run: Scan, leaves: Leaves, inputs: Sequence[Tensor], chunk: list[Step], y: Tensor,
+                  noise: Tensor | None) -> tuple[Tensor, ...]:
     """``run`` over one segment as one autograd node that keeps only the start state ``y``.
 
     The forward pass records the segment's graph only to find the tensors requiring grad that the steps
-    read (parameters, an input's or the noise's sources, whatever a closure holds), then drops it.
+    read (parameters, the noise's sources, whatever a closure holds; ``inputs`` are taken as they are, and
+    their gradients passed on), then drops it. Where one of those tensors has a hook (which must see its
+    whole gradient once) or was also used to make ``inputs``, torch's checkpoint runs the segment.
     """
     probe = run(chunk, y.detach(), noise)
-    found = leaves(probe)
-    if not (found or y.requires_grad):
+    outside = [v for v in inputs if v.requires_grad]
+    found = [v for v in leaves(probe) if all(v is not o for o in outside)]
+    if not (found or outside or y.requires_grad):
         return probe
+    if any(v._backward_hooks for v in found) or leaves.behind_stop(found):
+        return checkpoint(run, chunk, y, noise, use_reentrant=False, determinism_check="none")
     outputs = probe[1:] if chunk[-1].record else probe  # the last record is then the final state
-    outputs = _Segment.apply(run, chunk, noise, tuple(o.detach() for o in outputs), y, *found)
+    outputs = _Segment.apply(run, chunk, noise, tuple(o.detach() for o in outputs), y, *outside, *found)
     return (outputs[-1], *outputs) if chunk[-1].record else outputs
-
-
-class _Leaves:
-    """The leaf tensors requiring grad that the segments' outputs were computed from (the ends of their
-    graphs), accumulated over the segments. The graph that existed before the integration (an input's or
-    the noise's sources) is walked once, not once per segment: its nodes are older than ``self.start``."""
-
-    def __init__(self) -> None:
-        self.start = _sequence_number(torch.zeros((), requires_grad=True).mul(1).grad_fn)
-        self.walked: set = set()  # nodes made before the integration, already walked
-        self.found: dict[int, Tensor] = {}
-
-    def __call__(self, outputs: tuple[Tensor, ...]) -> list[Tensor]:
-        nodes = [out.grad_fn for out in outputs if out.grad_fn is not None]
-        seen = set()
-        while nodes:
-            node = nodes.pop()
-            if node in seen or node in self.walked:
-                continue
-            seen.add(node)
-            if _sequence_number(node) < self.start:
-                self.walked.add(node)
-            leaf = getattr(node, "variable", None)  # an AccumulateGrad node
-            if leaf is not None:
-                self.found[id(leaf)] = leaf
-            nodes.extend(n for n, _ in node.next_functions if n is not None)
-        return list(self.found.values())
-
-
-def _sequence_number(node: Any) -> float:
-    """The order in which autograd made ``node`` (its backward-ordering counter); inf where torch has none."""
-    number = getattr(node, "_sequence_nr", None)
-    return number() if number is not None else math.inf
 
 
 class _Segment(torch.autograd.Function):
     """A segment's ``outputs``, computed without a graph; the backward pass recomputes them from the start
-    state ``y`` and returns the gradients of ``y`` and of the ``leaves``, exactly those of backprop."""
+    state ``y`` and returns the gradients of ``y`` and of the ``sources`` (tensors made before the segment
+    that it reads), exactly those of backprop."""
 
     @staticmethod
     def forward(ctx: Any, run: Scan, chunk: list[Step], noise: Tensor | None, outputs: tuple[Tensor, ...],
-                y: Tensor, *leaves: Tensor) -> tuple[Tensor, ...]:
+                y: Tensor, *sources: Tensor) -> tuple[Tensor, ...]:
         ctx.run, ctx.chunk, ctx.noise = run, chunk, noise
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(y, *leaves)
+        ctx.save_for_backward(y, *sources)
         return outputs
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        start, *leaves = ctx.saved_tensors
-        needs = ctx.needs_input_grad[4:]  # y, *leaves
+        if torch.is_grad_enabled():  # create_graph=True: the recomputation starts from a detached state
+            raise RuntimeError('second-order gradients (create_graph=True) are not supported with '
+                               'gradient="checkpoint"; use gradient="backprop"')
+        start, *sources = ctx.saved_tensors
+        if any(v._backward_hooks for v in sources):  # the forward pass saw none: added since
+            raise RuntimeError('a hook was registered on a tensor that a simulate(..., gradient="checkpoint") reads '
+                               "after it ran; register it before simulate, or use gradient=\"backprop\"")
+        needs = ctx.needs_input_grad[4:]  # y, *sources
         y = start.detach().requires_grad_(needs[0])
         with torch.enable_grad():
             final, *recorded = ctx.run(ctx.chunk, y, ctx.noise)
         outputs = recorded if ctx.chunk[-1].record else [final, *recorded]
         pairs = [(o, g) for o, g in zip(outputs, grads, strict=True) if g is not None and o.requires_grad]
-        wanted = [v for v, need in zip((y, *leaves), needs, strict=True) if need]
+        wanted = [v for v, need in zip((y, *sources), needs, strict=True) if need]
         found = [None] * len(wanted)
         if pairs and wanted:  # retain_graph: other segments go through the same input and noise sources
             found = torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True,
-                                        retain_graph=True, create_graph=torch.is_grad_enabled())
+                                        retain_graph=True)
         found = iter(found)
         return (None, None, None, None, *(next(found) if need else None for need in needs))
 
