@@ -120,12 +120,13 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
     _check_vector_field(model, t, y0, drive, to_state)
 
     fixed = solver in STEPPERS and gradient != "adjoint"
-    finite: list[Tensor] = []  # per output time, whether the whole state is finite, where only `record` is kept
+    extremes: list[Tensor] = []  # per output time, the state's min and max (NaN if any is), where only `record` is kept
     if record is not None and fixed:
         signal_of = record
 
         def record(y: Tensor) -> Tensor:
-            finite.append(torch.isfinite(y.detach()).all())
+            if y.numel():
+                extremes.extend(torch.aminmax(y.detach()))  # one pass (isfinite(y).all() takes 20x as long)
             return signal_of(y)
 
     if fixed:
@@ -149,8 +150,8 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
     if record is not None and not fixed:  # torchdiffeq returns the states: check and record them all at once
         _check_finite(ys, t)
         ys = record(ys.flatten(0, 1)).unflatten(0, ys.shape[:2])
-    if finite:
-        _raise_at(~torch.stack(finite), t)
+    if extremes:
+        _raise_at(~torch.isfinite(torch.stack(extremes).view(-1, 2)).all(dim=1), t)
     _check_finite(ys, t)
     return t, ys, nfe
 
