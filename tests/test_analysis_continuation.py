@@ -246,3 +246,13 @@ def test_float32_continues_from_its_own_fixed_points():
     assert branch.states.dtype == torch.float32 and float(branch.params[-1]) == pytest.approx(8.0)
     exact = nd.continuation(nd.WilsonCowan(dtype=D64), "wEE", (9.0, 8.0), init=fps.states[0].double())
     torch.testing.assert_close(branch.states[-1].double(), exact.states[-1], rtol=0, atol=1e-4)  # same node at 8
+
+
+def test_pitchfork_tip_reached_on_its_nontrivial_branch_is_a_fold_with_an_honest_warning():
+    """mu = x^2 turns at mu = 0, where the stable branch x = sqrt(mu) meets x = -sqrt(mu) (also stable):
+    the eigenvalue touches 0 without crossing, and the warning says so (it said "the stability changed")."""
+    model = nd.Equations("dx/dt = mu*x - x**3", dict(mu=1.0), dtype=torch.float64)
+    with pytest.warns(UserWarning, match="touches 0 without crossing"):
+        branch = nd.continuation(model, "mu", (1.0, -1.0), init=torch.tensor([1.0], dtype=torch.float64))
+    assert [b.kind for b in branch.bifurcations] == ["fold"]
+    assert abs(branch.bifurcations[0].param) < 1e-6

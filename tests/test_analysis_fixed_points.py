@@ -191,6 +191,15 @@ def test_bad_input_raises_value_error():
         nd.find_fixed_points("model", torch.zeros(1, 2))
     with pytest.raises(ValueError, match="marginal_tol must be"):
         nd.find_fixed_points(model, torch.zeros(1, 2, dtype=D64), marginal_tol=-1.0)
+    with pytest.raises(TypeError, match="init is complex"):  # was silently cast to real
+        nd.find_fixed_points(model, torch.tensor([[0.1 + 5j, 0.0]]))
+    with pytest.raises(TypeError, match="x is complex"):
+        nd.jacobian(model, torch.zeros(1, 2, dtype=D64), x=torch.tensor([1j]))
+    for t, error in ((float("nan"), ValueError), ("a", TypeError)):  # nan was accepted; "a" failed in torch
+        with pytest.raises(error, match="t must be a finite number"):
+            nd.find_fixed_points(model, torch.zeros(1, 2, dtype=D64), t=t)
+        with pytest.raises(error, match="t must be a finite number"):
+            nd.jacobian(model, torch.zeros(1, 2, dtype=D64), t=t)
     with pytest.raises(ValueError, match="holds no states"):
         nd.sample_states(torch.zeros(0, 2), 3)
     with pytest.raises(ValueError, match="NaN or Inf"):
@@ -245,3 +254,14 @@ def test_left_eigenvectors_are_plain_arrays_and_a_jordan_block_is_flagged():
     J = -torch.eye(4, dtype=D64) + 2 * torch.diag(torch.ones(3, dtype=D64), 1)  # a feed-forward chain: one Jordan block
     with pytest.warns(UserWarning, match="nearly\\) defective"):
         eig_with_left(J[None])
+
+
+def test_float32_deduplication_of_many_starts_uses_exact_distances():
+    """A contracting network has one fixed point; torch.cdist's matrix-product shortcut (> 25 points) put
+    float32 copies of it 1.6e-2 apart, so 64 starts gave 44 "unique" points."""
+    torch.manual_seed(0)
+    model = nd.RateRNN(50, g=0.5, activation="softplus")
+    with torch.no_grad():
+        model.b.fill_(3.0)
+    fps = nd.find_fixed_points(model, 3 + torch.randn(64, 50))
+    assert len(fps) == 1 and fps.n_unconverged < 64

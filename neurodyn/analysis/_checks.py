@@ -45,6 +45,8 @@ def flat_states(model: Model, value: Any, name: str) -> Tensor:
         value = torch.as_tensor(np.asarray(value, dtype=np.float64))
     if not isinstance(value, Tensor):
         raise ArgumentTypeError(f"{name} must be a (B, D) tensor, a named state or a dict; got {type(value).__name__}")
+    if value.is_complex():
+        raise ArgumentTypeError(f"{name} is complex ({value.dtype}); give real states (e.g. {name}.real)")
     if value.dim() == 1:
         value = value.unsqueeze(0)
     if value.dim() != 2 or value.shape[1] != dim:
@@ -67,6 +69,8 @@ def constant_input(model: Model, x: Any, batch: int) -> Tensor:
                                 "start); fixed points are defined for an input that does not change in time")
     if not isinstance(x, Tensor):
         x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    if x.is_complex():
+        raise ArgumentTypeError(f"x is complex ({x.dtype}); give a real constant input")
     if x.dim() == 1:
         x = x.unsqueeze(0)
     if x.dim() != 2 or x.shape[1] != model.n_in or x.shape[0] not in (1, batch):

@@ -245,6 +245,7 @@ def continuation(
         raise ValueError(f"span must be (start, stop) with two finite numbers (or 0-d tensors); got {span!r}") from None
     if start == stop:
         raise ValueError(f"span must have start != stop; got {span!r}")
+    t = as_real("t", t)
     y0 = flat_states(model, init, "init")
     if y0.shape[0] != 1:
         raise ValueError(f"init must be one state (D,); got {y0.shape[0]} states")
@@ -297,10 +298,13 @@ def _continue(system: _System, name: str, start: float, stop: float, y0: Tensor,
         found = _locate(system, u, tau, float(tau @ (new - u)), kinds, len(points) - 1)
         n_a, n_b = _unstable(eig), _unstable(new_eig)
         if abs(n_b - n_a) != sum(_CHANGE[b.kind] for b in found):
-            warnings.warn(f"the stability changed between {name}={float(u[-1]):g} and {float(new[-1]):g} "
-                          f"({n_a} -> {n_b} eigenvalues with Re > 0) without a located bifurcation that explains "
-                          f"it (a degenerate point, or bifurcations closer than the smallest step {h:.3g})",
-                          stacklevel=3)
+            where = f"between {name}={float(u[-1]):g} and {float(new[-1]):g}"
+            warnings.warn(f"the stability changed {where} ({n_a} -> {n_b} eigenvalues with Re > 0) without a located "
+                          f"bifurcation that explains it (a degenerate point, or bifurcations closer than the "
+                          f"smallest step {h:.3g})" if n_a != n_b else
+                          f"the {' and '.join(b.kind for b in found)} located {where} leaves {n_a} eigenvalues with "
+                          "Re > 0 on both sides: an eigenvalue touches 0 without crossing (a degenerate point, "
+                          "such as a pitchfork where this branch meets another)", stacklevel=3)
         bifurcations += found
         points.append(new)
         eigs.append(new_eig)

@@ -156,6 +156,7 @@ def find_fixed_points(
     max_iter = as_int("max_iter", DEFAULT_MAX_ITER[method] if max_iter is None else max_iter, 1)
     if exclude_outliers is not None:
         exclude_outliers = as_real("exclude_outliers", exclude_outliers, gt=0, expected="> 0 or None")
+    t = as_real("t", t)
     y0 = flat_states(model, init, "init")
     xc = constant_input(model, x, y0.shape[0]).expand(y0.shape[0], -1)
     with torch.no_grad():
@@ -203,7 +204,9 @@ def _unique(y: Tensor, q: Tensor, x: Tensor, radius: float) -> Tensor:
     under the same input ``x`` (points of different inputs are different fixed points)."""
     order = torch.argsort(q)
     y, x = y[order], x[order]
-    close = ((torch.cdist(y, y) <= radius) & (x[:, None] == x[None]).all(-1)).cpu().numpy()
+    # the exact distances: cdist's matrix-product shortcut (above 25 points) is off by ~1e-2 in float32
+    distance = torch.cdist(y, y, compute_mode="donot_use_mm_for_euclid_dist")
+    close = ((distance <= radius) & (x[:, None] == x[None]).all(-1)).cpu().numpy()
     kept: list[int] = []
     for i in range(len(order)):
         if not close[i, kept].any():

@@ -18,6 +18,7 @@ from torch.func import jacrev, vmap
 
 from ..models.base import Model
 from ..state import flatten, unflattener
+from ..validation import as_real
 from ._checks import check_model, constant_input, flat_states
 
 
@@ -64,6 +65,7 @@ def jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
     discrete-time (Euler, Eq. 27) Jacobian is ``I + dt J``.
     """
     check_model(model, one_network=True)
+    t = as_real("t", t)
     y = flat_states(model, state, "state")
     drive = model.input_drive(constant_input(model, x, y.shape[0]))
     return field_and_jacobian(model, y, drive, t)[1]
@@ -72,6 +74,7 @@ def jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
 def input_jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
     """``dF/dx (B, D, n_in)``: how a constant input moves the vector field at ``state``."""
     check_model(model, one_network=True)
+    t = as_real("t", t)
     y = flat_states(model, state, "state")
     x = constant_input(model, x, y.shape[0])
     f = flat_field(model, t)
