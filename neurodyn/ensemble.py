@@ -267,8 +267,15 @@ class Ensemble(Model):
         (``ens.split(traj.outputs)`` is ``(K, B, T, n_out)``). For different inputs per network,
         call ``neurodyn.simulate(ens, t, x)`` with a K*B-row ``x``.
         """
+        rows = {name: v.shape[0] for name, v in (("x", x), ("state0", state0)) if isinstance(v, Tensor) and v.dim() > 1}
+        if len(rows) == 2 and 1 not in rows.values() and rows["x"] != rows["state0"]:
+            raise ValueError(f"x has batch size {rows['x']} but state0 has {rows['state0']}; give both the same B "
+                             f"(each is tiled to K*B rows for the K={self.size} networks)")
         if state0 is not None:
-            state0 = self.tile(state0 if isinstance(state0, Tensor) else flatten(state0))
+            state0 = state0 if isinstance(state0, Tensor) else flatten(state0)
+            if state0.dim() == 2 and state0.shape[0] == 1 and rows.get("x", 1) > 1:
+                state0 = state0.expand(rows["x"], -1)  # one initial state for all B trials, as simulate takes it
+            state0 = self.tile(state0)
         if callable(x) and not isinstance(x, Tensor):
             shared = x
             x = lambda time: self.tile(shared(time))  # noqa: E731 - the tiled callable input

@@ -340,3 +340,13 @@ def test_ensemble_noise_follows_each_networks_own_time_constant():
         variance = sigma**2 / (1 - a / 2)
         assert abs(float(block[:, -1].var()) / variance - 1) < 0.08
         assert abs(float((block[:, -1 - m] * block[:, -1]).mean()) / variance - (1 - a) ** m) < 0.05
+
+
+def test_ensemble_simulate_names_the_batch_sizes_given_and_broadcasts_one_initial_state():
+    ens = nd.ensemble(lambda seed: nd.RateRNN(4, 1, 1).double(), 3)
+    t = torch.linspace(0, 1, 5, dtype=F64)
+    x = torch.randn(2, 5, 1, dtype=F64)
+    with pytest.raises(ValueError, match="x has batch size 2 but state0 has 5"):  # said 6 and 15 (tiled)
+        ens.simulate(t, x, torch.zeros(5, 4, dtype=F64))
+    one = torch.randn(1, 4, dtype=F64)  # one initial state for all trials, as simulate takes it (was an error)
+    torch.testing.assert_close(ens.simulate(t, x, one).outputs, ens.simulate(t, x, one.expand(2, -1)).outputs)
