@@ -1,6 +1,7 @@
 """Equations compiled from text: agreement with hand-written models, gradients, singularities, parameters."""
 
 import math
+import warnings
 
 import mpmath
 import numpy as np
@@ -393,3 +394,12 @@ def test_constant_and_parameter_only_right_hand_sides_broadcast():
     out = model.vector_field(0.0, model.initial_state(4), torch.zeros(4, 0))
     assert out.x.shape == (4, 1) and float(out.x[0, 0]) == 1.5
     assert out.r.shape == (4, 3) and out.r[2].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_trainable_time_constants_simulate_quietly_and_untrained_grad_tensors_warn():
+    model = Equations("dx/dt = -x/tau + I", dict(tau=0.5, I=1.0), trainable=["tau"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "converting a tensor with requires_grad=True" from timescale
+        nd.simulate(model, torch.linspace(0, 1, 5), state0=torch.zeros(1, 1))
+    with pytest.warns(UserWarning, match=r"pass trainable=\['tau'\]"):  # was silently detached
+        Equations("dx/dt = -x/tau", dict(tau=torch.tensor(0.5, requires_grad=True)))

@@ -129,3 +129,10 @@ def test_trainable_parameters_give_the_same_branches_without_warnings():
         for a, b in zip(sorted(trained[var], key=lambda p: p[0, 0]), sorted(fixed[var], key=lambda p: p[0, 0]),
                         strict=True):
             np.testing.assert_allclose(a, b)
+
+
+def test_a_leak_written_as_its_own_term_gives_its_nullcline():
+    """-x/tau + I: a parameter in a denominator made sympy's factor_list raise PolynomialError."""
+    nc = nullclines(Equations("dx/dt = -x/tau + I\ndy/dt = -y", dict(tau=0.5, I=2.0)), "x", "y", (-2, 2), (-2, 2))
+    (branch,) = nc["x"]
+    np.testing.assert_allclose(branch[:, 0], 1.0, atol=1e-12)  # x = I tau

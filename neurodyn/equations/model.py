@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,6 +86,11 @@ class Equations(Model):
         for name in values:
             _check_parameter_name(self, name)
         chosen = check_trainable(trainable, values)
+        untrained = [k for k, v in (params or {}).items()
+                     if isinstance(v, Tensor) and v.requires_grad and k not in chosen]
+        if untrained:
+            warnings.warn(f"params {untrained} require grad, but the model keeps its own copies of parameters and "
+                          f"trains only those in trainable=; pass trainable={untrained} to train them", stacklevel=2)
         self._parsed = parse(text, {k: tuple(v.shape) for k, v in values.items()}, inputs, state_sizes)
         for name, value in values.items():
             register_tensor(self, name, value, trainable=name in chosen, shapes=(tuple(value.shape),))
@@ -142,7 +148,7 @@ class Equations(Model):
     def timescale(self) -> float:
         if self._timescale is not None:
             return self._timescale
-        taus = [float(getattr(self, n).min()) for n in self.parameter_names if n.startswith("tau")]
+        taus = [float(getattr(self, n).detach().min()) for n in self.parameter_names if n.startswith("tau")]
         taus = [v for v in taus if v > 0]
         return min(taus) if taus else 1.0
 

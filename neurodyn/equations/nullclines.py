@@ -188,7 +188,7 @@ def _zero_factors(expr: sp.Expr, xs: sp.Symbol, ys: sp.Symbol) -> list[sp.Expr]:
         if f.is_polynomial(xs, ys):
             try:
                 parts = [g for g, _ in sp.factor_list(f)[1]]
-            except sp.PolificationFailed:
+            except (sp.PolificationFailed, sp.PolynomialError):  # e.g. I - x/tau: a parameter in a denominator
                 parts = [f]
         found.extend(g for g in parts if g.free_symbols & {xs, ys} and g not in found)
     return found
