@@ -120,7 +120,9 @@ class x_over_expm1(_Elementary):  # noqa: N801
 
 
 def where(cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> sp.Expr:
-    """``where(cond, a, b)``: ``a`` where ``cond`` holds, else ``b`` (elementwise)."""
+    """``where(cond, a, b)``: ``a`` where ``cond`` holds, else ``b`` (elementwise). Both branches are
+    computed everywhere, so a branch undefined outside its region (``u**1.5`` for ``u < 0``) gives a NaN
+    gradient there: write ``relu(u)**1.5`` instead."""
     if not _is_condition(cond):
         raise TypeError(f"where's first argument must be a comparison such as x > 0; got {cond}")
     return sp.Piecewise((a, cond), (b, True))
