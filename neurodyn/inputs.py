@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -100,6 +101,7 @@ class Drive:
         # contiguous (B, n) slices keep the per-step matmul's bias add fast
         self.by_time = self.table.transpose(0, 1).contiguous() if signal.kind == "grid" else None
         self.columns = self.by_time.unbind(0) if signal.kind == "grid" else ()
+        self._last: tuple[Any, Tensor | None] = (None, None)  # (interval, grad mode) and its drive
 
     def tensors(self) -> tuple[Tensor, ...]:
         """The drive's own tensors that its values are read from (none for a callable input)."""
@@ -109,10 +111,12 @@ class Drive:
 
     def on_interval(self, k: int, t: float | Tensor) -> Tensor:
         """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""
-        if self.signal.kind == "grid":
-            return self.per_eval(self.columns[k])
-        if self.signal.kind == "constant":
-            return self.per_eval(self.table)
+        if self.signal.kind != "callable":
+            # the same drive for every step and stage in the interval: computed once per interval (and grad mode)
+            key = (k if self.signal.kind == "grid" else 0, torch.is_grad_enabled())
+            if self._last[0] != key:
+                self._last = (key, self.per_eval(self.columns[k] if self.signal.kind == "grid" else self.table))
+            return self._last[1]
         value = self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device))
         if not (isinstance(value, Tensor) and value.shape == (self.signal.batch_size, self.n_in)):
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
