@@ -13,6 +13,8 @@ from neurodyn.equations import Equations
     [
         # an unknown symbol
         ("dx/dt = -x + k*y0", {"k": 1.0}, {}, r"line 1: 'dx/dt = -x \+ k\*y0': unknown symbol 'y0'"),
+        # a matrix product with a state left scalar: the message says how to make it a vector
+        ("dr/dt = -r + W @ r", {"W": [[1.0, 0.0], [0.0, 1.0]]}, {}, r"r is a scalar.*state_sizes=\{'r': n\}"),
         # a variable used as a state but never given a derivative
         ("dx/dt = -x + y\n", {}, {}, r"line 1: .*unknown symbol 'y'.*'dy/dt = \.\.\.'"),
         ("dx/dt = -x", {}, {"state_sizes": {"r": 3}}, r"state_sizes names 'r' but no line 'dr/dt = \.\.\.'"),

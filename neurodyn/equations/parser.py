@@ -142,7 +142,8 @@ def _statements(text: str) -> list[tuple[int, str, str, str]]:
             continue
         match = STATEMENT.match(code)
         if not match or not match["rhs"]:
-            raise line_error(number, raw, "expected 'dX/dt = expression' or 'name = expression'")
+            raise line_error(number, raw, "expected 'dX/dt = expression' or 'name = expression' (each equation "
+                                          "on one line)")
         lhs = match["lhs"].strip()
         if not (DERIVATIVE.match(lhs) or NAME.match(lhs)):
             raise line_error(number, raw, f"the left-hand side {lhs!r} must be 'dX/dt' or a name "

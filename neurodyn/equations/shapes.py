@@ -65,7 +65,10 @@ def _matmul(expr: matmul, a: Kind, b: Kind) -> Kind:
     left, right = expr.args
     if not a.shape or not b.shape:
         scalar = left if not a.shape else right
-        raise ValueError(f"'{expr}': {scalar} is a scalar; @ needs a vector or matrix on both sides (use * to scale)")
+        raise ValueError(f"'{expr}': {scalar} is a scalar; @ needs a vector or matrix on both sides. A state "
+                         f"variable is a vector of n units with state_sizes={{'{scalar}': n}} (a [sizes] line "
+                         f"'{scalar} = n' in a file), a parameter with a tensor value; inputs are scalar channels "
+                         "(one name each); to scale, use *")
     inner_a, inner_b = a.shape[-1], b.shape[0]
     if inner_a != inner_b:
         matrix_left = len(a.shape) == 2
