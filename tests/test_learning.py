@@ -160,6 +160,9 @@ def test_fit_bad_input():
         fit(RateRNN(8, 3, 2), PerceptualDecisionMaking(), steps=1)
     with pytest.raises(ValueError, match="spike counts of a Recording"):  # was a TypeError deep in the loss
         fit(RateRNN(8, 3, 3), PerceptualDecisionMaking(), loss="poisson", steps=1)
+    frozen = RateRNN(8, 3, 3).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):  # was torch's "empty parameter list"
+        fit(frozen, PerceptualDecisionMaking(), steps=1)
     rates = Recording(torch.arange(5) * 0.1, rates=torch.rand(4, 5, 8))
     with pytest.raises(ValueError, match="poisson"):
         fit(RateRNN(8), rates, loss="poisson", steps=1)

@@ -316,6 +316,9 @@ def fit(
     else:
         raise ArgumentTypeError(f"data must be a neurodyn Task or Recording; got {type(data).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params and problem.initial is None:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad=True), so fit has "
+                         "nothing to train; e.g. Equations(..., trainable=[...])")
     opt = _make_optimizer(optimizer, params, problem.initial, lr)
     trained = params + ([problem.initial] if problem.initial is not None else [])
     sim = {"solver": solver, "dt": dt, "gradient": gradient, "noise_std": noise_std}
