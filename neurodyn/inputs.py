@@ -104,7 +104,7 @@ class Drive:
         self._last: tuple[Any, Tensor | None] = (None, None)  # (interval, grad mode) and its drive
 
     def tensors(self) -> tuple[Tensor, ...]:
-        """The drive's own tensors that its values are read from (none for a callable input)."""
+        """The drive's own tensor that every read goes through (none for a callable input)."""
         if self.signal.kind == "grid":
             return (self.by_time,)
         return (self.table,) if isinstance(self.table, Tensor) else ()
@@ -149,5 +149,5 @@ class Drive:
         if self.signal.kind == "grid":
             grid = self.signal.grid
             k = (torch.searchsorted(grid, t.reshape(1).to(grid.dtype), right=True) - 1).clamp(0, grid.shape[0] - 2)
-            return self.per_eval(self.table.index_select(1, k).squeeze(1))
+            return self.per_eval(self.by_time.index_select(0, k).squeeze(0))  # read as the steps read it
         return self.on_interval(0, t)

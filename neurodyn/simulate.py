@@ -121,13 +121,11 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
 
     fixed = solver in STEPPERS and gradient != "adjoint"
     extremes: list[Tensor] = []  # per output time, the state's min and max (NaN if any is), where only `record` is kept
-    if record is not None and fixed:
-        signal_of = record
 
-        def record(y: Tensor) -> Tensor:
-            if y.numel():
-                extremes.extend(torch.aminmax(y.detach()))  # one pass (isfinite(y).all() takes 20x as long)
-            return signal_of(y)
+    def keep(y: Tensor) -> Tensor:  # `record`, noting the state's extremes for the divergence check
+        if y.numel():
+            extremes.extend(torch.aminmax(y.detach()))  # one pass (isfinite(y).all() takes 20x as long)
+        return record(y)
 
     if fixed:
         def rhs(time: float, y: Tensor, k: int) -> Tensor:
@@ -140,8 +138,8 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
                 diffusion = diffusion.repeat_interleave(y0.shape[0] // diffusion.shape[0], dim=0)
         ys, nfe = integrate_fixed(rhs, y0, t, method=solver, dt=dt, diffusion=diffusion, generator=generator,
                                   segments=gradient == "checkpoint", max_steps=max_steps,
-                                  scan=None if fused is None else _fused_scan(fused, drive), record=record,
-                                  inputs=drive.tensors())
+                                  scan=None if fused is None else _fused_scan(fused, drive),
+                                  record=None if record is None else keep, inputs=drive.tensors())
     else:
         jump_t = torch.cat([signal.jump_times, switches]).unique()  # sorted, no repeats (torchdiffeq's rule)
         ys, nfe = _integrate_torchdiffeq(model, t, y0, drive, (to_state, to_flat), jump_t, solver=solver, dt=dt,
@@ -154,7 +152,6 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
         _raise_at(~torch.isfinite(torch.stack(extremes).view(-1, 2)).all(dim=1), t)
     _check_finite(ys, t)
     return t, ys, nfe
-
 
 
 def _fused_scan(fused: Callable, drive: Drive) -> Scan:

@@ -386,7 +386,11 @@ def test_bad_input_is_rejected_with_the_argument_named():
 
 
 def test_a_stimulation_current_gets_a_tensor_time_under_every_solver():
-    model = stimulate(RateRNN(4, tau=0.1), [1], lambda time: torch.sin(time), window=(0.1, 0.3))
-    t = torch.linspace(0, 0.5, 6)
+    net = RateRNN(4, tau=0.1).double()
+    model = stimulate(net, [1], lambda time: 3 * torch.sin(10 * time), window=(0.1, 0.3))
+    same = stimulate(net, [1], lambda time: 3 * math.sin(10 * float(time)), window=(0.1, 0.3))
+    t = torch.linspace(0, 0.5, 6, dtype=torch.float64)
     for solver in ("euler", "rk4", "dopri5"):  # torch.sin of a float was a TypeError under fixed steps
-        assert torch.isfinite(simulate(model, t, solver=solver, dt=0.01)["r"]).all()
+        got, want = (simulate(m, t, solver=solver, dt=0.01)["r"] for m in (model, same))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        assert (got - simulate(net, t, solver=solver, dt=0.01)["r"]).abs().max() > 1e-3  # the current acts

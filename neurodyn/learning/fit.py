@@ -166,11 +166,11 @@ class _RecordingData:
         truth = self.rec.firing_rates()[index.to(signal.device)]
         residual = ((predicted - truth) ** 2).sum((0, 1))
         spread = ((truth - truth.mean((0, 1))) ** 2).sum((0, 1))
-        r2 = torch.where(spread > 0, 1 - residual / spread, torch.nan).detach().cpu()
-        if r2.isnan().all() or not r2.isnan().any():
-            return {"r2": float(r2.mean()), "val_loss": float(value), "_r2": r2}
-        warnings.warn(f"R^2 is undefined (NaN) for neurons {torch.nonzero(r2.isnan()).flatten().tolist()}: their "
-                      "held-out rates do not vary (e.g. no spikes); the mean R^2 leaves them out", stacklevel=4)
+        constant = spread == 0
+        r2 = torch.where(constant, torch.nan, 1 - residual / spread).detach().cpu()
+        if constant.any():
+            warnings.warn(f"R^2 is undefined (NaN) for neurons {torch.nonzero(constant).flatten().tolist()}: their "
+                          "held-out rates do not vary (e.g. no spikes); the mean R^2 leaves them out", stacklevel=4)
         return {"r2": float(r2.nanmean()), "val_loss": float(value), "_r2": r2}
 
 
