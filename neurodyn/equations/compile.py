@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ..models.activations import tanh
+from ..models.linear import recurrent
 from .functions import matmul, relu, sigmoid, softplus, x_over_expm1
 from .shapes import Kind, infer
 from .singularities import x_over_expm1 as safe_x_over_expm1
@@ -148,7 +149,7 @@ class _Compiler:
             if not pos and not neg and const == 0:
                 return lambda env: F.linear(vector(env), weight(env))
             bias = self._sum(pos, neg, const)
-            return lambda env: torch.addmm(bias(env), vector(env), weight(env).mT)
+            return lambda env: recurrent(vector(env), weight(env), bias(env))
         return self._sum(pos, neg, const)
 
     def _is_linear_layer(self, term: sp.Basic) -> bool:

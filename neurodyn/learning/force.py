@@ -13,6 +13,7 @@ from torch import Tensor
 from ..data.recording import uniform_step
 from ..errors import ArgumentTypeError, DivergenceError
 from ..models.force import ForceRNN
+from ..models.linear import recurrent
 from ..state import flatten
 from ..validation import as_real
 
@@ -126,7 +127,7 @@ def train_force(
                 raise ValueError(f"x must be (T={steps}, n_in={model.n_in}) or (B, T, n_in) with B=1 or the "
                                  f"target's B={batch}; got {tuple(x.shape)}")
             drive = model.input_drive(x).expand(batch, steps, n).transpose(0, 1)
-        W_T, fb_T = model.W.detach().T, model.w_fb.T
+        W, fb_T = model.W.detach(), model.w_fb.T
         b_out = model.b_out.detach().expand(batch, n_out)[..., None]
         W_out = model.W_out.detach().expand(batch, n_out, n).clone()
         P = (torch.eye(n, device=device, dtype=dtype) / alpha).expand(batch, n, n).clone()
@@ -151,7 +152,7 @@ def train_force(
                 if (k // every) % CHECK_EVERY == 0 and not torch.isfinite(P.diagonal(dim1=1, dim2=2).sum()):
                     raise DivergenceError(f"the RLS matrix P became non-finite at step {k}; raise alpha or lower dt")
             if k + 1 < steps:
-                current = torch.addmm(drive[k], r, W_T).addmm_(z[..., 0], fb_T)
+                current = recurrent(r, W, drive[k]).addmm_(z[..., 0], fb_T)
                 r = r + dt * model.rate_derivative(r, current)
         if not (torch.isfinite(P).all() and torch.isfinite(W_out).all() and torch.isfinite(r).all()):
             raise DivergenceError("FORCE training diverged (P, W_out or the state became non-finite); "

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..validation import as_int, as_real
 from .connectivity import as_weight
+from .linear import recurrent
 from .rate_rnn import RateRNN, subclass_dtype
 
 
@@ -59,7 +60,7 @@ class ForceRNN(RateRNN):
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r = state[0]
-        current = torch.addmm(drive, r, self.W.T) + self.output(state) @ self.w_fb.T
+        current = recurrent(r, self.W, drive) + self.output(state) @ self.w_fb.T
         return self.State(self.rate_derivative(r, current))
 
     @property

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .linear import recurrent
 from .params import register_tensor
 from .rate_rnn import RateRNN
 
@@ -52,7 +53,7 @@ class HebbianRNN(RateRNN):
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r, A = state
-        current = torch.addmm(drive, r, self.W.T) + torch.bmm(A, r.unsqueeze(-1)).squeeze(-1)
+        current = recurrent(r, self.W, drive) + torch.bmm(A, r.unsqueeze(-1)).squeeze(-1)
         hebb = self.eta * r.unsqueeze(-1) * r.unsqueeze(-2)
         if self.recurrent.mask is not None:
             hebb = hebb * self.recurrent.mask

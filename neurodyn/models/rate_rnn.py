@@ -14,7 +14,7 @@ from ..validation import as_int
 from .activations import Activation, get_activation, slope_of
 from .base import Model, positive_tensor
 from .connectivity import Connectivity, Initializer, as_weight, infer_dtype
-from .linear import linear
+from .linear import linear, recurrent
 from .rate_scan import rate_scan
 
 ARRAY_KEYWORDS = ("W", "W_in", "b", "W_out", "b_out", "W_fix", "tau")  # the arguments that set the precision
@@ -118,7 +118,7 @@ class RateRNN(Model):
 
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r = state[0]
-        return self.State(self.rate_derivative(r, F.linear(r, self.W, drive)))
+        return self.State(self.rate_derivative(r, recurrent(r, self.W, drive)))
 
     def state_jacobian(self, t: Any, state: Any, drive: Tensor) -> Tensor | None:
         """``J = (diag f'(W r + drive) W - I) / tau``, O(n^2) per state instead of autodiff's O(n^3).

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .activations import numpy_tanh, tanh
+from .linear import recurrent_steps
 
 Elementwise = Callable[[Tensor], Tensor]
 SECOND_ORDER = ("second-order gradients (create_graph=True) through the fused Euler scan of a rate network are not "
@@ -35,9 +36,14 @@ SECOND_ORDER = ("second-order gradients (create_graph=True) through the fused Eu
                 "runs the step-by-step loop, or solver=\"midpoint\" / \"rk4\" with gradient=\"backprop\"")
 
 
-def _gemm(W: Tensor) -> Callable[..., Tensor]:
-    """``C + A B``: one network's ``addmm``, or ``baddbmm`` for K networks' stacked ``(K, n, n)`` weights."""
-    return torch.baddbmm if W.dim() == 3 else torch.addmm
+def _plus_product(M: Tensor, A: Tensor) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
+    """``(C, A, out) -> C + A M^T`` for many ``A`` like this one: one network's product as RateRNN's vector
+    field takes it (:func:`~neurodyn.models.linear.recurrent_steps`), or ``baddbmm`` for K networks' stacked
+    ``(K, n, n)`` matrices."""
+    if M.dim() == 3:
+        Mt = M.transpose(1, 2)
+        return lambda C, A, out: torch.baddbmm(C, A, Mt, out=out)
+    return recurrent_steps(M, A)
 
 
 def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
@@ -55,16 +61,16 @@ class _RateScan(torch.autograd.Function):
                 h: list[float], f: Elementwise, slope: Elementwise, saving: bool, match_generic: bool) -> Tensor:
         steps = len(h)
         states = r0.new_empty(steps + 1, *r0.shape)  # r_0 .. r_S
-        currents = r0.new_empty(steps if saving else 1, *r0.shape)  # z_0 .. z_{S-1}, or scratch space for z
+        currents = r0.new_empty(steps if saving else 0, *r0.shape)  # z_0 .. z_{S-1}, kept for the backward pass
         states[0] = r0
-        Wt, gemm = W.transpose(-1, -2), _gemm(W)
+        current = _plus_product(W, r0)
         if match_generic:  # RateRNN.vector_field's and fixed_step.euler's operations, so bitwise equal to them
             act, weight = (torch.tanh if saving and f is tanh else f), None  # the "tanh" activation's choice
         else:  # r + (h / tau) (f(z) - r) as one lerp, and numpy's tanh
             act, weight = (numpy_tanh if f is tanh else f), {step: step / tau for step in set(h)}
         for k in range(steps):
             r = states[k]
-            rate = act(gemm(drive[k], r, Wt, out=currents[k if saving else 0]))
+            rate = act(current(drive[k], r, currents[k] if saving else None))
             if weight is None:
                 torch.add(r, rate.sub(r).div_(tau), alpha=h[k], out=states[k + 1])
             else:
@@ -82,7 +88,7 @@ class _RateScan(torch.autograd.Function):
             raise RuntimeError(SECOND_ORDER)
         W, tau, states, currents = ctx.saved_tensors
         need_W, need_tau, need_r0, need_drive, need_noise = ctx.needs_input_grad[:5]
-        steps, gemm = currents.shape[0], _gemm(W)
+        steps, back = currents.shape[0], _plus_product(W.transpose(-1, -2).contiguous(), grad[-1])  # lam W
         h = torch.tensor(ctx.h, dtype=W.dtype, device=W.device).view(-1, *[1] * (currents.dim() - 1))
         step_over_tau = h / tau  # (S, [K,] 1, n) or (S, [K,] 1, 1)
         gain = ctx.slope(currents) * step_over_tau  # dz_k = lam_{k+1} * gain_k
@@ -95,9 +101,9 @@ class _RateScan(torch.autograd.Function):
                 lams[k] = lam
             torch.mul(lam, gain[k], out=dz[k])
             if k:
-                lam = gemm(torch.addcmul(grad[k - 1], lam, keep[k]), dz[k], W)
+                lam = back(torch.addcmul(grad[k - 1], lam, keep[k]), dz[k], None)
             elif need_r0:
-                lam = gemm(lam * keep[0], dz[0], W)
+                lam = back(lam * keep[0], dz[0], None)
         grad_W = _summed_outer(dz, states[:-1]) if need_W else None
         grad_tau = None
         if need_tau:

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .linear import recurrent
 from .params import register_tensor
 from .rate_rnn import RateRNN
 
@@ -71,7 +72,7 @@ class STPRateRNN(RateRNN):
     def vector_field(self, t: Any, state: Any, drive: Tensor) -> Any:
         r, u, x = state
         pre = torch.relu(r)
-        dr = self.rate_derivative(r, torch.addmm(drive, u * x * pre, self.W.T))
+        dr = self.rate_derivative(r, recurrent(u * x * pre, self.W, drive))
         dx = (1 - x) / self.tau_x - u * x * pre
         du = (self.U - u) / self.tau_u + self.U * (1 - u) * pre
         return self.State(dr, du, dx)
