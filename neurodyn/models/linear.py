@@ -55,14 +55,17 @@ def recurrent(r: Tensor, W: Tensor, drive: Tensor) -> Tensor:
 
 def recurrent_steps(W: Tensor, r: Tensor) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """``(drive, r, out) -> drive + r W^T`` for many steps with the same ``W`` and states like ``r``
-    (no autograd): :func:`recurrent`'s values, bitwise, with oneDNN's weight layout made once.
+    (no autograd): :func:`recurrent`'s values, bitwise, with oneDNN's weight layout made once (it costs
+    ~0.65 ms at n = 1024 and saves 0.1 ms per product from B = 2 on; a single trial's product needs none).
 
     ``out`` (or None) receives the result; an MKL product is written there directly.
     """
     if not _onednn_fits(r, W):
         Wt = W.t()
         return lambda drive, r, out: torch.addmm(drive, r, Wt, out=out)
-    packed = torch.ops.mkldnn._reorder_linear_weight(W.detach().contiguous(), r.shape[0])
+    packed = W.detach().contiguous()
+    if r.shape[0] > 1:
+        packed = torch.ops.mkldnn._reorder_linear_weight(packed, r.shape[0])
 
     def product(drive: Tensor, r: Tensor, out: Tensor | None) -> Tensor:
         z = _onednn_recurrent(r, packed, drive)

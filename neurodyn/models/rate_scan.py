@@ -36,14 +36,14 @@ SECOND_ORDER = ("second-order gradients (create_graph=True) through the fused Eu
                 "runs the step-by-step loop, or solver=\"midpoint\" / \"rk4\" with gradient=\"backprop\"")
 
 
-def _plus_product(M: Tensor, A: Tensor) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
-    """``(C, A, out) -> C + A M^T`` for many ``A`` like this one: one network's product as RateRNN's vector
-    field takes it (:func:`~neurodyn.models.linear.recurrent_steps`), or ``baddbmm`` for K networks' stacked
-    ``(K, n, n)`` matrices."""
-    if M.dim() == 3:
-        Mt = M.transpose(1, 2)
-        return lambda C, A, out: torch.baddbmm(C, A, Mt, out=out)
-    return recurrent_steps(M, A)
+def _plus_product(W: Tensor, A: Tensor, transpose: bool = True) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
+    """``(C, A, out) -> C + A W^T`` (or ``C + A W`` without ``transpose``) for many ``A`` like this one: one
+    network's product as RateRNN's vector field takes it (:func:`~neurodyn.models.linear.recurrent_steps`),
+    or ``baddbmm`` for K networks' stacked ``(K, n, n)`` matrices."""
+    if W.dim() == 3:
+        M = W.transpose(1, 2) if transpose else W
+        return lambda C, A, out: torch.baddbmm(C, A, M, out=out)
+    return recurrent_steps(W if transpose else W.t().contiguous(), A)
 
 
 def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
@@ -88,7 +88,7 @@ class _RateScan(torch.autograd.Function):
             raise RuntimeError(SECOND_ORDER)
         W, tau, states, currents = ctx.saved_tensors
         need_W, need_tau, need_r0, need_drive, need_noise = ctx.needs_input_grad[:5]
-        steps, back = currents.shape[0], _plus_product(W.transpose(-1, -2).contiguous(), grad[-1])  # lam W
+        steps, back = currents.shape[0], _plus_product(W, grad[-1], transpose=False)  # lam W
         h = torch.tensor(ctx.h, dtype=W.dtype, device=W.device).view(-1, *[1] * (currents.dim() - 1))
         step_over_tau = h / tau  # (S, [K,] 1, n) or (S, [K,] 1, 1)
         gain = ctx.slope(currents) * step_over_tau  # dz_k = lam_{k+1} * gain_k
