@@ -39,10 +39,11 @@ SECOND_ORDER = ("second-order gradients (create_graph=True) through the fused Eu
 def _plus_product(W: Tensor, A: Tensor, transpose: bool = True) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """``(C, A, out) -> C + A W^T`` (or ``C + A W`` without ``transpose``) for many ``A`` like this one: one
     network's product as RateRNN's vector field takes it (:func:`~neurodyn.models.linear.recurrent_steps`),
-    or ``baddbmm`` for K networks' stacked ``(K, n, n)`` matrices."""
+    or ``baddbmm`` for K networks' stacked ``(K, n, n)`` matrices. Without ``out``, the result may be in a
+    buffer that the next call reuses."""
     if W.dim() == 3:
-        M = W.transpose(1, 2) if transpose else W
-        return lambda C, A, out: torch.baddbmm(C, A, M, out=out)
+        M, scratch = (W.transpose(1, 2) if transpose else W), A.new_empty(0)
+        return lambda C, A, out: torch.baddbmm(C, A, M, out=scratch if out is None else out)
     return recurrent_steps(W if transpose else W.t().contiguous(), A)
 
 
