@@ -155,14 +155,20 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
 
 
 def _fused_scan(fused: Callable, drive: Drive) -> Scan:
-    """A run of Euler steps as the model's fused scan (:meth:`Model.euler_scan`), fed the steps' drive."""
+    """A run of Euler steps as the model's fused scan (:meth:`Model.euler_scan`), fed the steps' drive
+    (a :data:`~neurodyn.solvers.fixed_step.Scan`)."""
 
-    def scan(steps: list[Step], y: Tensor, noise: Tensor | None) -> tuple[Tensor, ...]:
+    def scan(steps: list[Step], y: Tensor, noise: Tensor | None, into: Tensor | None = None) -> tuple[Tensor, ...]:
         drives = drive.on_steps([s.interval for s in steps], [s.t for s in steps])
         if noise is not None:  # Euler–Maruyama increments sqrt(h) * diffusion * N(0, 1), as fixed_step._run adds them
             noise = noise * torch.tensor([math.sqrt(s.h) for s in steps], dtype=noise.dtype,
                                          device=noise.device).view(-1, 1, 1)
+        if into is not None and into.shape[1] == len(steps):  # every step is an output: the scan writes them there
+            return (fused(y, drives, [s.h for s in steps], noise, out=into)[:, -1],)
         ys = fused(y, drives, [s.h for s in steps], noise)
+        if into is not None:
+            into.copy_(ys[[i for i, s in enumerate(steps) if s.record]].transpose(0, 1))
+            return (ys[-1],)
         kept = [i for i, s in enumerate(steps) if s.record or i == len(steps) - 1]
         if len(kept) < len(steps):  # copy out what is kept: views would hold the segment's whole buffer
             ys = ys[kept]

@@ -350,3 +350,19 @@ def test_ensemble_simulate_names_the_batch_sizes_given_and_broadcasts_one_initia
         ens.simulate(t, x, torch.zeros(5, 4, dtype=F64))
     one = torch.randn(1, 4, dtype=F64)  # one initial state for all trials, as simulate takes it (was an error)
     torch.testing.assert_close(ens.simulate(t, x, one).outputs, ens.simulate(t, x, one.expand(2, -1)).outputs)
+
+
+@pytest.mark.parametrize("dt", [None, 0.013])  # every step an output (written into the result), or substeps
+def test_ensemble_euler_scan_without_a_graph_equals_the_recorded_run(dt):
+    ens = nd.ensemble(lambda seed: nd.RateRNN(N, 2, 1, tau=0.1).double(), K)
+    t = torch.linspace(0, 0.4, 21, dtype=F64)
+    x = torch.randn(K * B, 21, 2, dtype=F64, generator=torch.Generator().manual_seed(3))
+    recorded = nd.simulate(ens, t, x, dt=dt)
+    assert recorded.flat().requires_grad
+    with torch.no_grad():
+        plain = nd.simulate(ens, t, x, dt=dt)
+    torch.testing.assert_close(plain.flat(), recorded.flat().detach(), rtol=0, atol=1e-13)
+    for k, model in enumerate(ens.unstack()):
+        with torch.no_grad():
+            one = nd.simulate(model, t, x[k * B:(k + 1) * B], dt=dt)
+        torch.testing.assert_close(ens.split(plain.flat())[k], one.flat(), rtol=0, atol=1e-12)
