@@ -79,6 +79,16 @@ def test_vector_network_equals_rate_rnn(activation):
     assert text.timescale == pytest.approx(float(tau.min()))
 
 
+@pytest.mark.parametrize(("shift", "value"), [("+ 0.5", 0.5), ("- 0.5", -0.5), ("+ 0.5 + c", 0.75), ("+ c", 0.25)])
+def test_matrix_product_plus_a_constant(shift, value):  # W @ r + 0.5 was a TypeError (a float given as addmm's bias)
+    n = 6
+    W = torch.randn(n, n, dtype=F64, generator=torch.Generator().manual_seed(0)) / 3
+    text = Equations(f"dr/dt = -r + tanh(W @ r {shift})", dict(W=W, c=0.25), state_sizes={"r": n})
+    r = torch.randn(4, n, dtype=F64)
+    expected = -r + torch.tanh(r @ W.T + value)
+    torch.testing.assert_close(field(text, r, None), expected, rtol=1e-14, atol=1e-14)
+
+
 def test_gradients_reach_trainable_parameters_like_rate_rnn():
     n = 6
     W, tau = torch.randn(n, n, dtype=F64) / 3, 0.1

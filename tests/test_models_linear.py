@@ -36,11 +36,11 @@ N_BIG = linear_module.ONEDNN_MIN_UNITS  # from here on float32 CPU products take
 
 
 @needs_onednn
-@pytest.mark.parametrize("rows", [1, 5])  # one trial: a matrix-vector product, no packed weight
-@pytest.mark.parametrize("drive_shape", ["rows", (1, N_BIG), (N_BIG,), ()])
+@pytest.mark.parametrize("rows", [1, 5, N_BIG])  # one trial: MKL's matrix-vector product
+@pytest.mark.parametrize("drive_shape", ["rows", (1, N_BIG), (N_BIG,), (), "one per row"])
 def test_recurrent_takes_onednn_for_large_float32_and_equals_addmm(rows, drive_shape, monkeypatch):
     gen = torch.Generator().manual_seed(0)
-    drive_shape = (rows, N_BIG) if drive_shape == "rows" else drive_shape
+    drive_shape = {"rows": (rows, N_BIG), "one per row": (rows, 1)}.get(drive_shape, drive_shape)
     r = torch.randn(rows, N_BIG, generator=gen)
     W = torch.randn(N_BIG, N_BIG, generator=gen) / N_BIG**0.5
     drive = torch.randn(drive_shape, generator=gen)
@@ -48,13 +48,25 @@ def test_recurrent_takes_onednn_for_large_float32_and_equals_addmm(rows, drive_s
     monkeypatch.setattr(linear_module, "_onednn_recurrent",
                         lambda *a: calls.append(1) or _onednn_recurrent(*a))
     ours = recurrent(r, W, drive)
-    assert calls  # the oneDNN route ran
+    assert len(calls) == (rows > 1)  # the oneDNN route ran for a matrix-matrix product
     exact = torch.addmm(drive.double(), r.double(), W.double().t())
-    torch.testing.assert_close(ours, exact.float(), rtol=0, atol=2e-5)
+    torch.testing.assert_close(ours, exact.float(), rtol=0, atol=2e-5)  # (rows = n, (n, 1): each row its own)
     step = recurrent_steps(W, r)  # the packed weight of a fused scan: the same numbers, bitwise
     assert torch.equal(step(drive, r, None), ours)
     assert torch.equal(step(drive, r, torch.empty(rows, N_BIG)), ours)
-    assert len(calls) == 3
+    assert len(calls) == 3 * (rows > 1)
+
+
+@needs_onednn
+def test_onednn_check_is_not_fooled_by_a_float64_default_dtype():
+    linear_module._onednn_available.cache_clear()  # the first large float32 run may come under a float64 default
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert linear_module._onednn_available()
+    finally:
+        torch.set_default_dtype(default)
+        linear_module._onednn_available.cache_clear()
 
 
 @needs_onednn

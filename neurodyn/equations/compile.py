@@ -149,7 +149,12 @@ class _Compiler:
             if not pos and not neg and const == 0:
                 return lambda env: F.linear(vector(env), weight(env))
             bias = self._sum(pos, neg, const)
-            return lambda env: recurrent(vector(env), weight(env), bias(env))
+
+            def linear_layer(env: dict) -> Tensor:  # W @ v + bias, the bias a tensor or a number
+                v, b = vector(env), bias(env)
+                return recurrent(v, weight(env), b if isinstance(b, Tensor) else v.new_tensor(b))
+
+            return linear_layer
         return self._sum(pos, neg, const)
 
     def _is_linear_layer(self, term: sp.Basic) -> bool:

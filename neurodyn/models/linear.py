@@ -40,11 +40,13 @@ def recurrent(r: Tensor, W: Tensor, drive: Tensor) -> Tensor:
     ``drive`` broadcastable to ``(B, n)``: the recurrent current of a rate network (primer Eq. 26).
 
     Every recurrent product of the rate models goes through here or :func:`recurrent_steps`, so that a
-    fused scan and the step-by-step loop stay bitwise equal. Large float32 products on an x86 CPU (``W``
-    at least 800 x 800) run in oneDNN, the CPU GEMM library torch ships (inductor's), instead of MKL's
-    sgemm: with torch 2.13 on a 2-core AMD EPYC, ``(64 x 1024) @ (1024 x 1024)`` takes 0.63-0.71 ms
-    against 0.92-1.13 ms, and 1.2-2.2x less at every batch size from 1 to 256 at n = 1024; below ~800
-    units oneDNN's call overhead makes it slower. Gradients (also second-order) are those of ``addmm``.
+    fused scan and the step-by-step loop take the same products. Large float32 matrix-matrix products on
+    an x86 CPU (``W`` at least 800 x 800, two or more trials) run in oneDNN, the CPU GEMM library torch
+    ships (inductor's), instead of MKL's sgemm: with torch 2.13 on a 2-core AMD EPYC, ``(64 x 1024) @
+    (1024 x 1024)`` takes 0.63-0.71 ms against 0.92-1.13 ms, and 1.2-2.2x less at batch sizes from 2 to
+    256 at n = 1024. Below ~800 units oneDNN's call overhead makes it slower, and so it is for a single
+    trial (MKL's matrix-vector product: 1.1-1.25x faster at n = 800-1500, and oneDNN's stalls when the
+    cores are busy). Gradients (also second-order) are those of ``addmm``.
     """
     if not _onednn_fits(r, W):
         return torch.addmm(drive, r, W.t())
@@ -56,7 +58,7 @@ def recurrent(r: Tensor, W: Tensor, drive: Tensor) -> Tensor:
 def recurrent_steps(W: Tensor, r: Tensor) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """``(drive, r, out) -> drive + r W^T`` for many steps with the same ``W`` and states like ``r``
     (no autograd): :func:`recurrent`'s values, bitwise, with oneDNN's weight layout made once (it costs
-    ~0.65 ms at n = 1024 and saves 0.1 ms per product from B = 2 on; a single trial's product needs none).
+    ~0.65 ms at n = 1024 and saves ~0.1 ms per product).
 
     ``out`` (or None) receives the result. Without it, an MKL product goes to a buffer that the next call
     reuses (a scan consumes each product before the next), a oneDNN one to fresh memory.
@@ -64,9 +66,7 @@ def recurrent_steps(W: Tensor, r: Tensor) -> Callable[[Tensor, Tensor, Tensor | 
     if not _onednn_fits(r, W):
         Wt, scratch = W.t(), r.new_empty(0)  # (an empty out= tensor is resized on first use)
         return lambda drive, r, out: torch.addmm(drive, r, Wt, out=scratch if out is None else out)
-    packed = W.detach().contiguous()
-    if r.shape[0] > 1:
-        packed = torch.ops.mkldnn._reorder_linear_weight(packed, r.shape[0])
+    packed = torch.ops.mkldnn._reorder_linear_weight(W.detach().contiguous(), r.shape[0])
 
     def product(drive: Tensor, r: Tensor, out: Tensor | None) -> Tensor:
         z = _onednn_recurrent(r, packed, drive)
@@ -79,7 +79,7 @@ def _onednn_recurrent(r: Tensor, W: Tensor, drive: Tensor) -> Tensor:
     """``drive + r W^T`` by oneDNN's fused matmul-add (no autograd) for a contiguous or packed ``W``."""
     ops, shape = torch.ops.mkldnn._linear_pointwise, (r.shape[0], W.shape[0])
     r = r.contiguous()
-    if drive.numel() == shape[1]:  # one row for all B: oneDNN's bias
+    if drive.dim() and drive.shape[-1] == shape[1] == drive.numel():  # one row for all B: oneDNN's bias
         return ops(r, W, drive.reshape(-1).contiguous(), "none", [], "")
     return ops.binary(r, drive.expand(shape).contiguous(), W, None, "add")
 
@@ -108,7 +108,7 @@ def _onednn_available() -> bool:
         return False
     try:
         gen = torch.Generator().manual_seed(0)
-        r, W, d = (torch.randn(*shape, generator=gen) for shape in ((3, 8), (5, 8), (3, 5)))
+        r, W, d = (torch.randn(*shape, generator=gen, dtype=torch.float32) for shape in ((3, 8), (5, 8), (3, 5)))
         return all(torch.allclose(_onednn_recurrent(r, W, drive), torch.addmm(drive, r, W.t()), atol=1e-5)
                    for drive in (d, d[0]))
     except (AttributeError, RuntimeError):  # a torch without these ops
@@ -116,7 +116,8 @@ def _onednn_available() -> bool:
 
 
 def _onednn_fits(r: Tensor, W: Tensor) -> bool:
-    """Large float32 CPU matrix products, outside torch.func transforms and forward-mode AD."""
-    return (r.dim() == W.dim() == 2 and min(W.shape) >= ONEDNN_MIN_UNITS and r.dtype == W.dtype == torch.float32
+    """Large float32 CPU matrix-matrix products, outside torch.func transforms and forward-mode AD."""
+    return (r.dim() == W.dim() == 2 and r.shape[0] > 1 and min(W.shape) >= ONEDNN_MIN_UNITS
+            and r.dtype == W.dtype == torch.float32
             and r.device.type == W.device.type == "cpu" and _onednn_available()
             and not torch._C._are_functorch_transforms_active() and forward_ad._current_level < 0)
