@@ -214,20 +214,19 @@ class Ensemble(Model):
             return (rate - r) / tau
         return rate.sub_(r).div_(tau)  # no graph to keep (e.g. fit's evaluation): reuse the fresh tensor
 
-    def euler_scan(self) -> Callable[..., Tensor] | None:
+    def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
         """RateRNN's fused Euler scan (:mod:`neurodyn.models.rate_scan`) over the K stacked weights at once."""
         slope = slope_of(self._member.activation) if self._batched_rate_rnn else None
         if slope is None:
             return None
 
-        def scan(y0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, out: Tensor | None = None) -> Tensor:
+        def scan(y0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None) -> Tensor:
             r0 = self._rows(y0, "state0")
             per_network = (len(h), self.size, -1, r0.shape[-1])
             ys = rate_scan(r0, drive.reshape(per_network), h, None if noise is None else noise.reshape(per_network),
                            W=self._recurrent_weights(), tau=self._stacked("tau").reshape(self.size, 1, -1),
-                           f=self._member.activation, slope=slope, match_generic=False,
-                           out=None if out is None else out.unflatten(0, r0.shape[:2]))
-            return out if out is not None else ys.flatten(1, 2)
+                           f=self._member.activation, slope=slope, match_generic=False)
+            return ys.flatten(1, 2)
 
         return scan
 

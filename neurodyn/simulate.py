@@ -163,12 +163,11 @@ def _fused_scan(fused: Callable, drive: Drive) -> Scan:
         if noise is not None:  # Euler–Maruyama increments sqrt(h) * diffusion * N(0, 1), as fixed_step._run adds them
             noise = noise * torch.tensor([math.sqrt(s.h) for s in steps], dtype=noise.dtype,
                                          device=noise.device).view(-1, 1, 1)
-        if into is not None and into.shape[1] == len(steps):  # every step is an output: the scan writes them there
-            return (fused(y, drives, [s.h for s in steps], noise, out=into)[:, -1],)
         ys = fused(y, drives, [s.h for s in steps], noise)
-        if into is not None:
-            into.copy_(ys[[i for i, s in enumerate(steps) if s.record]].transpose(0, 1))
-            return (ys[-1],)
+        if into is not None:  # one copy of the recorded states into the output
+            into.copy_((ys if into.shape[1] == len(steps) else ys[[i for i, s in enumerate(steps) if s.record]])
+                       .transpose(0, 1))
+            return (ys[-1].clone(),)  # (not a view that keeps the pass's buffer alive)
         kept = [i for i, s in enumerate(steps) if s.record or i == len(steps) - 1]
         if len(kept) < len(steps):  # copy out what is kept: views would hold the segment's whole buffer
             ys = ys[kept]

@@ -76,15 +76,13 @@ class Model(nn.Module):
         """
         return None
 
-    def euler_scan(self) -> Callable[..., Tensor] | None:
+    def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
         """Optional fused form of the model's Euler discretization over a flat state.
 
-        ``scan(y0 (B, D), drive (S, B, ...), h (S step sizes), noise (S, B, D) or None, out=None)``
+        ``scan(y0 (B, D), drive (S, B, ...), h (S step sizes), noise (S, B, D) or None)``
         returns the states after each step ``(S, B, D)``, equal to S Euler steps
-        ``y <- y + h_k F(y, d_k) + noise_k`` of :meth:`vector_field`; where no graph is
-        recorded, ``out (B, S, D)`` may be given, and the states are written there and it
-        is returned. ``None`` (the default) makes ``simulate`` step :meth:`vector_field` one
-        call at a time.
+        ``y <- y + h_k F(y, d_k) + noise_k`` of :meth:`vector_field`. ``None`` (the
+        default) makes ``simulate`` step :meth:`vector_field` one call at a time.
         """
         return None
 

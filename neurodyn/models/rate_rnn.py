@@ -133,14 +133,14 @@ class RateRNN(Model):
         J.diagonal(dim1=-2, dim2=-1).sub_(1 / tau)
         return J
 
-    def euler_scan(self) -> Callable[..., Tensor] | None:
-        """Eq. 27 as one fused operation, ``scan(r0, drive, h, noise, out=None) -> r_1..r_S (S, B, n)``
+    def euler_scan(self) -> Callable[[Tensor, Tensor, list[float], Tensor | None], Tensor] | None:
+        """Eq. 27 as one fused operation, ``scan(r0, drive, h, noise) -> r_1..r_S (S, B, n)``
         (see :mod:`neurodyn.models.rate_scan`); None for a user activation or a subclass with its own dynamics."""
         slope = self._closed_form_slope()
         if slope is None:
             return None
-        return lambda r0, drive, h, noise, out=None: rate_scan(r0, drive, h, noise, W=self.W, tau=self.tau,
-                                                               f=self.activation, slope=slope, out=out)
+        return lambda r0, drive, h, noise: rate_scan(r0, drive, h, noise, W=self.W, tau=self.tau,
+                                                     f=self.activation, slope=slope)
 
     def _closed_form_slope(self) -> Callable[[Tensor], Tensor] | None:
         """``f'`` when this model's dynamics are RateRNN's own with a closed-form activation slope, else None."""

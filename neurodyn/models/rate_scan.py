@@ -59,32 +59,25 @@ def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
 class _RateScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, W: Tensor, tau: Tensor, r0: Tensor, drive: Tensor, noise: Tensor | None,
-                h: list[float], f: Elementwise, slope: Elementwise, saving: bool, match_generic: bool,
-                out: Tensor | None) -> Tensor:
+                h: list[float], f: Elementwise, slope: Elementwise, saving: bool, match_generic: bool) -> Tensor:
         steps = len(h)
-        if out is None:
-            states = r0.new_empty(steps + 1, *r0.shape)  # r_0 .. r_S
-            states[0] = r0
-            slots = states.unbind(0)
-        else:  # r_1 .. r_S straight into the caller's output (no graph is recorded then)
-            slots = (r0, *out.unbind(-2))
+        states = r0.new_empty(steps + 1, *r0.shape)  # r_0 .. r_S
         currents = r0.new_empty(steps if saving else 0, *r0.shape)  # z_0 .. z_{S-1}, kept for the backward pass
+        states[0] = r0
         current = _plus_product(W, r0)
         if match_generic:  # RateRNN.vector_field's and fixed_step.euler's operations, so bitwise equal to them
             act, weight = (torch.tanh if saving and f is tanh else f), None  # the "tanh" activation's choice
         else:  # r + (h / tau) (f(z) - r) as one lerp, and numpy's tanh
             act, weight = (numpy_tanh if f is tanh else f), {step: step / tau for step in set(h)}
         for k in range(steps):
-            r = slots[k]
+            r = states[k]
             rate = act(current(drive[k], r, currents[k] if saving else None))
             if weight is None:
-                torch.add(r, rate.sub(r).div_(tau), alpha=h[k], out=slots[k + 1])
+                torch.add(r, rate.sub(r).div_(tau), alpha=h[k], out=states[k + 1])
             else:
-                torch.lerp(r, rate, weight[h[k]], out=slots[k + 1])
+                torch.lerp(r, rate, weight[h[k]], out=states[k + 1])
             if noise is not None:
-                slots[k + 1].add_(noise[k])
-        if out is not None:
-            return out
+                states[k + 1].add_(noise[k])
         ctx.save_for_backward(W, tau, states, currents)
         ctx.h, ctx.f, ctx.slope = h, f, slope
         ctx.shapes = drive.shape, None if noise is None else noise.shape
@@ -120,13 +113,12 @@ class _RateScan(torch.autograd.Function):
         drive_shape, noise_shape = ctx.shapes
         grad_drive = dz.sum_to_size(drive_shape) if need_drive else None
         grad_noise = lams.sum_to_size(noise_shape) if need_noise else None
-        return grad_W, grad_tau, lam if need_r0 else None, grad_drive, grad_noise, *[None] * 6
+        return grad_W, grad_tau, lam if need_r0 else None, grad_drive, grad_noise, None, None, None, None, None
 
 
 def rate_scan(r0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, *, W: Tensor, tau: Tensor,
-              f: Elementwise, slope: Elementwise, match_generic: bool = True, out: Tensor | None = None) -> Tensor:
-    """The states ``r_1 .. r_S (S, B, n)`` after S steps of Eq. 27 from ``r0 (B, n)``; or, where no graph is
-    recorded, written into ``out (B, S, n)`` (the steps on its second-to-last axis), which is returned.
+              f: Elementwise, slope: Elementwise, match_generic: bool = True) -> Tensor:
+    """The states ``r_1 .. r_S (S, B, n)`` after S steps of Eq. 27 from ``r0 (B, n)``.
 
     With K networks' stacked weights ``W (K, n, n)`` and ``tau (K, 1, n or 1)``, every
     tensor gains a network axis after the step axis: ``r0 (K, B, n)`` -> ``(S, K, B, n)``.
@@ -143,6 +135,4 @@ def rate_scan(r0: Tensor, drive: Tensor, h: list[float], noise: Tensor | None, *
                          f"{None if noise is None else noise.shape[0]}")
     # needs_input_grad ignores no_grad mode: without a graph to record, keep nothing for a backward pass
     saving = torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (W, tau, r0, drive, noise))
-    if saving and out is not None:
-        raise ValueError("rate_scan writes into out only where no graph is recorded")
-    return _RateScan.apply(W, tau, r0, drive, noise, h, f, slope, saving, match_generic, out)
+    return _RateScan.apply(W, tau, r0, drive, noise, h, f, slope, saving, match_generic)
