@@ -77,17 +77,17 @@ def schedule(t: list[float], dt: float | None) -> list[Step]:
 def _run(f: RHS, stepper, steps: list[Step], y: Tensor, noise: Tensor | None,
          into: Tensor | None = None) -> tuple[Tensor, ...]:
     """Integrate over ``steps``; return the final state followed by the recorded states (a :data:`Scan`)."""
-    recorded = []
+    recorded, filled = [], 0
     for i, s in enumerate(steps):
         y = stepper(f, s.t, s.h, y, s.interval)
         if noise is not None:
             y = y + math.sqrt(s.h) * noise[i]
         if s.record and into is not None:
-            into[:, len(recorded)] = y
-            recorded.append(None)
+            into[:, filled] = y
+            filled += 1
         elif s.record:
             recorded.append(y)
-    return (y,) if into is not None else (y, *recorded)
+    return (y, *recorded)
 
 
 def integrate_fixed(
@@ -218,7 +218,7 @@ def _passes(chunks: list[list[Step]], noises: list, per_pass: int) -> Iterator[t
 def _run_into_output(run: Scan, passes: Iterator[tuple[list[Step], Tensor | None]], y0: Tensor,
                      times: int, record: Callable[[Tensor], Tensor] | None) -> Tensor:
     """The no-graph loop: ``(B, times, ...)`` filled pass by pass (fresh memory is touched once, for the output:
-    the states are written straight into it, ``record``'s copied)."""
+    each pass's states are copied into it once, ``record``'s from a stack)."""
     first = y0 if record is None else record(y0)
     ys = first.new_empty(first.shape[0], times, *first.shape[1:])
     ys[:, 0] = first
