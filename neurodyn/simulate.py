@@ -164,11 +164,11 @@ def _fused_scan(fused: Callable, drive: Drive) -> Scan:
             noise = noise * torch.tensor([math.sqrt(s.h) for s in steps], dtype=noise.dtype,
                                          device=noise.device).view(-1, 1, 1)
         ys = fused(y, drives, [s.h for s in steps], noise)
+        recorded = [i for i, s in enumerate(steps) if s.record]
         if into is not None:  # one copy of the recorded states into the output
-            into.copy_((ys if into.shape[1] == len(steps) else ys[[i for i, s in enumerate(steps) if s.record]])
-                       .transpose(0, 1))
+            into.copy_((ys if len(recorded) == len(steps) else ys[recorded]).transpose(0, 1))
             return (ys[-1].clone(),)  # (not a view that keeps the pass's buffer alive)
-        kept = [i for i, s in enumerate(steps) if s.record or i == len(steps) - 1]
+        kept = recorded if steps[-1].record else [*recorded, len(steps) - 1]
         if len(kept) < len(steps):  # copy out what is kept: views would hold the segment's whole buffer
             ys = ys[kept]
         ys = ys.unbind(0)  # unbind: one gradient buffer, not S selects

@@ -352,7 +352,7 @@ def test_ensemble_simulate_names_the_batch_sizes_given_and_broadcasts_one_initia
     torch.testing.assert_close(ens.simulate(t, x, one).outputs, ens.simulate(t, x, one.expand(2, -1)).outputs)
 
 
-@pytest.mark.parametrize("dt", [None, 0.013])  # every step an output (written into the result), or substeps
+@pytest.mark.parametrize("dt", [None, 0.013])  # every step an output (copied whole into the result), or substeps
 def test_ensemble_euler_scan_without_a_graph_equals_the_recorded_run(dt):
     ens = nd.ensemble(lambda seed: nd.RateRNN(N, 2, 1, tau=0.1).double(), K)
     t = torch.linspace(0, 0.4, 21, dtype=F64)

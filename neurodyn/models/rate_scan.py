@@ -44,7 +44,7 @@ def _plus_product(W: Tensor, A: Tensor, transpose: bool = True) -> Callable[[Ten
     if W.dim() == 3:
         M, scratch = (W.transpose(1, 2) if transpose else W), A.new_empty(0)
         return lambda C, A, out: torch.baddbmm(C, A, M, out=scratch if out is None else out)
-    return recurrent_steps(W if transpose else W.t().contiguous(), A)
+    return recurrent_steps(W if transpose else W.t(), A)
 
 
 def _summed_outer(dz: Tensor, r: Tensor) -> Tensor:
