@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.recording import Recording
 from ..errors import ArgumentTypeError, DivergenceError
+from ..heap import keep_freed_memory
 from ..models.base import Model
 from ..simulate import simulate, simulate_signal
 from ..state import flatten
@@ -295,7 +296,9 @@ def fit(
     warning says so and the remaining steps use the new one. A NaN loss or
     gradient, or a simulation that diverges (in training or evaluation), raises
     :class:`~neurodyn.DivergenceError` naming the step and leaves the last good
-    checkpoint in place.
+    checkpoint in place. On Linux (glibc) the process keeps the memory that a step frees for
+    the next step's tensors instead of page-faulting it in again (:mod:`neurodyn.heap`; set
+    ``NEURODYN_KEEP_FREED_MEMORY=0`` to opt out).
     """
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn Model; got {type(model).__name__}")
@@ -320,6 +323,7 @@ def fit(
         raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad=True), so fit has "
                          "nothing to train; e.g. Equations(..., trainable=[...])")
     opt = _make_optimizer(optimizer, params, problem.initial, lr)
+    keep_freed_memory()
     trained = params + ([problem.initial] if problem.initial is not None else [])
     sim = {"solver": solver, "dt": dt, "gradient": gradient, "noise_std": noise_std}
     generator = torch.Generator().manual_seed(seed)
