@@ -27,6 +27,7 @@ import os
 import pickle
 import re
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -338,16 +339,27 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
-def _init_worker(queue, environ: dict[str, str], path: list[str], threads: int) -> None:
-    """Give the worker the driver's current environment and import path, and its share of the CPU threads."""
+def _init_worker(queue, driver_alive, environ: dict[str, str], path: list[str], threads: int) -> None:
+    """Give the worker the driver's current environment and import path, and its share of the CPU threads;
+    the worker exits when the driver's end of ``driver_alive`` closes (the sweep's process is gone)."""
     global _started
     _started = queue
+    threading.Thread(target=_exit_with_driver, args=(driver_alive,), name="neurodyn-sweep-watch", daemon=True).start()
     os.environ.clear()
     os.environ.update(environ)
     sys.path[:] = path
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _exit_with_driver(driver_alive) -> None:
+    """Block until the driver's end of the pipe closes, then end this worker: a sweep killed by a signal
+    (SIGTERM, SIGKILL) runs no cleanup, and its pool's workers would go on running configs for nobody."""
+    try:
+        driver_alive.recv()
+    except (EOFError, OSError):
+        os._exit(1)
 
 
 def _run_in_worker(fn: Callable[[Config], Any], config: Config) -> SweepRecord:
@@ -383,22 +395,27 @@ def _pool_pass(fn: Callable, remaining: dict[str, Config], workers: int,
     when the pool broke (a worker process died)."""
     ctx = _pool_context()
     started = ctx.SimpleQueue()
+    alive_r, alive_w = ctx.Pipe(duplex=False)  # only this process holds alive_w: it closes when this process ends
     broken = False
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(started, dict(os.environ), list(sys.path), threads)) as pool:
-        futures = {pool.submit(_run_in_worker, fn, cfg): key for key, cfg in remaining.items()}
-        for future in cf.as_completed(futures):
-            key = futures[future]
-            try:
-                rec = future.result()
-            except BrokenProcessPool:
-                broken = True
-                continue
-            except Exception:  # e.g. fn could not be unpickled in the worker
-                rec = SweepRecord(remaining[key], "failed", error=traceback.format_exc())
-            del remaining[key]
-            record(rec)
+    try:
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(started, alive_r, dict(os.environ), list(sys.path), threads)) as pool:
+            futures = {pool.submit(_run_in_worker, fn, cfg): key for key, cfg in remaining.items()}
+            for future in cf.as_completed(futures):
+                key = futures[future]
+                try:
+                    rec = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                except Exception:  # e.g. fn could not be unpickled in the worker
+                    rec = SweepRecord(remaining[key], "failed", error=traceback.format_exc())
+                del remaining[key]
+                record(rec)
+    finally:
+        alive_w.close()
+        alive_r.close()
     if not broken:
         return None
     began = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import csv
 import dis
 import json
@@ -131,6 +132,48 @@ def test_a_killed_sweep_resumes_with_only_the_missing_configs(tmp_path, monkeypa
     assert result.skipped == len(finished)
     assert [r.result["double"] for r in result] == [2 * x for x in range(8)]
     assert len(list(out.glob("*.json"))) == 8
+
+
+def stuck(config: dict) -> dict:
+    """Writes its process id to a file named after the config in $NEURODYN_TEST_SWEEP_CALLS, then runs a minute."""
+    Path(os.environ[CALLS], f"{config['x']}").write_text(str(os.getpid()))
+    time.sleep(60)
+    return {}
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an orphan's reaper may be slow in a container)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_sweep_process_ends_its_workers(tmp_path, sig):
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    script = (f"import sys; sys.path.insert(0, {TESTS!r}); import neurodyn as nd; from test_sweep import stuck; "
+              f"nd.sweep(stuck, {{'x': [0, 1, 2, 3]}}, max_workers=2, out={str(tmp_path / 'out')!r})")
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, CALLS: str(calls)},
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len([p for p in calls.iterdir() if p.read_text()]) < 2:  # both workers are inside a config
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the sweep subprocess ended (rc={proc.returncode}) or stalled before its workers ran")
+            time.sleep(0.05)
+        workers = [int(p.read_text()) for p in calls.iterdir()]
+        os.kill(proc.pid, sig)  # the sweep's own process only, as `kill PID` or a job scheduler's signal does
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_running, workers)), "the pool's workers outlived the sweep"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the sweep's session
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_resume_false_reruns_everything_and_failed_configs_rerun_on_resume(tmp_path, monkeypatch):
