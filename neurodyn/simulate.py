@@ -19,6 +19,7 @@ from .solvers.fixed_step import STEPPERS, Scan, Step, integrate_fixed
 from .solvers.leaves import Leaves
 from .state import flatten, flattener, state_dim, unflatten, unflattener
 from .trajectory import Trajectory
+from .transforms import transforms_active, vmap_active
 from .validation import as_int, as_real
 
 SOLVERS = (*STEPPERS, *ADAPTIVE)
@@ -111,7 +112,7 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
         raise ValueError(f"x has batch size {signal.batch_size} but state0 has {batch}; give both the same B")
     batch = max(batch or 1, signal.batch_size or 1)
     y0 = _initial_flat(model, state0, batch)
-    fused = model.euler_scan() if solver == "euler" and gradient != "adjoint" else None
+    fused = model.euler_scan() if solver == "euler" and gradient != "adjoint" and not transforms_active() else None
     # a table of the drive for all times, except: the fused scan computes it per segment; the adjoint and the
     # checkpointed segments need gradients to reach the input weights from each step, not through one table
     # that every segment's backward pass would go through whole
@@ -246,6 +247,13 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
         raise ValueError(f"solver must be one of {list(SOLVERS)}; got {solver!r}")
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {list(GRADIENTS)}; got {gradient!r}")
+    if vmap_active():
+        raise ValueError("simulate does not run under torch.func.vmap (its NaN/divergence checks read the values); "
+                         "batch the trials along the first axis of x and state0, or stack the networks with "
+                         "neurodyn.Ensemble")
+    if gradient != "backprop" and transforms_active():
+        raise ValueError(f'gradient="{gradient}" does not run under torch.func transforms (grad, jvp, jacrev, ...) '
+                         'or forward-mode AD: its custom autograd step has no rule for them; use gradient="backprop"')
     dt = None if dt is None else as_real("dt", dt, gt=0, expected="a positive number")
     rtol, atol = (as_real(name, value, gt=0, expected="> 0") for name, value in (("rtol", rtol), ("atol", atol)))
     noise_std = as_real("noise_std", noise_std, ge=0)

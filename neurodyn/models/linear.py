@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd import forward_ad
 from torch.nn import functional as F
+
+from ..transforms import transforms_active
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -120,4 +121,4 @@ def _onednn_fits(r: Tensor, W: Tensor) -> bool:
     return (r.dim() == W.dim() == 2 and r.shape[0] > 1 and min(W.shape) >= ONEDNN_MIN_UNITS
             and r.dtype == W.dtype == torch.float32
             and r.device.type == W.device.type == "cpu" and _onednn_available()
-            and not torch._C._are_functorch_transforms_active() and forward_ad._current_level < 0)
+            and not transforms_active())
