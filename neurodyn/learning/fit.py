@@ -296,9 +296,9 @@ def fit(
     warning says so and the remaining steps use the new one. A NaN loss or
     gradient, or a simulation that diverges (in training or evaluation), raises
     :class:`~neurodyn.DivergenceError` naming the step and leaves the last good
-    checkpoint in place. On Linux (glibc) the process keeps the memory that a step frees for
-    the next step's tensors instead of page-faulting it in again (:mod:`neurodyn.heap`; set
-    ``NEURODYN_KEEP_FREED_MEMORY=0`` to opt out).
+    checkpoint in place. On Linux (glibc), from the first fit on, the process keeps the memory
+    that a step frees for the next step's tensors instead of page-faulting it in again, at the
+    price of a higher resident size (:mod:`neurodyn.heap`; ``NEURODYN_KEEP_FREED_MEMORY=0`` opts out).
     """
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn Model; got {type(model).__name__}")
