@@ -105,21 +105,30 @@ def test_failing_configs_are_recorded_with_tracebacks_while_the_others_complete(
                           "error": None, "elapsed_s": on_disk[5]["elapsed_s"]}
 
 
+def _sweep_process(fn: str, grid: dict, workers: int, out: Path, calls: Path) -> subprocess.Popen:
+    """``sweep`` of this module's function ``fn`` in a subprocess of its own session, logging to ``calls``."""
+    script = (f"import sys; sys.path.insert(0, {TESTS!r}); import neurodyn as nd; from test_sweep import {fn}; "
+              f"nd.sweep({fn}, {grid!r}, max_workers={workers}, out={str(out)!r})")
+    return subprocess.Popen([sys.executable, "-c", script], env={**os.environ, CALLS: str(calls)},
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(proc: subprocess.Popen, done, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not done():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the sweep subprocess ended (rc={proc.returncode}) or stalled before {what}")
+        time.sleep(0.05)
+
+
 def test_a_killed_sweep_resumes_with_only_the_missing_configs(tmp_path, monkeypatch):
     out, first_calls, second_calls = tmp_path / "out", tmp_path / "calls1", tmp_path / "calls2"
     first_calls.mkdir()
     second_calls.mkdir()
     grid = {"x": list(range(8))}
-    script = (f"import sys; sys.path.insert(0, {TESTS!r}); import neurodyn as nd; from test_sweep import logged; "
-              f"nd.sweep(logged, {grid!r}, max_workers=1, out={str(out)!r})")
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, CALLS: str(first_calls)},
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _sweep_process("logged", grid, 1, out, first_calls)
     try:
-        deadline = time.monotonic() + 120
-        while len(list(out.glob("*.json"))) < 3:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the sweep subprocess ended (rc={proc.returncode}) or stalled before 3 records")
-            time.sleep(0.05)
+        _wait_for(proc, lambda: len(list(out.glob("*.json"))) >= 3, "3 records")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its pool workers (their own session)
         proc.wait()
@@ -154,16 +163,9 @@ def _running(pid: int) -> bool:
 def test_killing_the_sweep_process_ends_its_workers(tmp_path, sig):
     calls = tmp_path / "calls"
     calls.mkdir()
-    script = (f"import sys; sys.path.insert(0, {TESTS!r}); import neurodyn as nd; from test_sweep import stuck; "
-              f"nd.sweep(stuck, {{'x': [0, 1, 2, 3]}}, max_workers=2, out={str(tmp_path / 'out')!r})")
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, CALLS: str(calls)},
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _sweep_process("stuck", {"x": [0, 1, 2, 3]}, 2, tmp_path / "out", calls)
     try:
-        deadline = time.monotonic() + 120
-        while len([p for p in calls.iterdir() if p.read_text()]) < 2:  # both workers are inside a config
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the sweep subprocess ended (rc={proc.returncode}) or stalled before its workers ran")
-            time.sleep(0.05)
+        _wait_for(proc, lambda: len([p for p in calls.iterdir() if p.read_text()]) >= 2, "both workers in a config")
         workers = [int(p.read_text()) for p in calls.iterdir()]
         os.kill(proc.pid, sig)  # the sweep's own process only, as `kill PID` or a job scheduler's signal does
         proc.wait()
