@@ -248,12 +248,14 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {list(GRADIENTS)}; got {gradient!r}")
     if vmap_active():
-        raise ValueError("simulate does not run under torch.func.vmap (its NaN/divergence checks read the values); "
-                         "batch the trials along the first axis of x and state0, or stack the networks with "
-                         "neurodyn.Ensemble")
-    if gradient != "backprop" and transforms_active():
-        raise ValueError(f'gradient="{gradient}" does not run under torch.func transforms (grad, jvp, jacrev, ...) '
-                         'or forward-mode AD: its custom autograd step has no rule for them; use gradient="backprop"')
+        raise ValueError("simulate does not run under torch.func.vmap, which jacfwd and hessian also use (its "
+                         "NaN/divergence checks read the values): take jacrev (jacrev(jacrev(f)) for a Hessian), "
+                         "batch the trials along the first axis of x and state0, or stack networks in an Ensemble")
+    if (gradient != "backprop" or solver in ADAPTIVE) and transforms_active():
+        raise ValueError(f'simulate(solver="{solver}", gradient="{gradient}") does not run under torch.func '
+                         "transforms (grad, jvp, jacrev, ...) or forward-mode AD: its custom autograd step (or "
+                         'torchdiffeq\'s) has no rule for them; use a fixed-step solver ("euler", "midpoint", "rk4") '
+                         'with gradient="backprop"')
     dt = None if dt is None else as_real("dt", dt, gt=0, expected="a positive number")
     rtol, atol = (as_real(name, value, gt=0, expected="> 0") for name, value in (("rtol", rtol), ("atol", atol)))
     noise_std = as_real("noise_std", noise_std, ge=0)

@@ -398,21 +398,27 @@ def _pool_pass(fn: Callable, remaining: dict[str, Config], workers: int,
     alive_r, alive_w = ctx.Pipe(duplex=False)  # only this process holds alive_w: it closes when this process ends
     broken = False
     threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                  initargs=(started, alive_r, dict(os.environ), list(sys.path), threads))
     try:
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(started, alive_r, dict(os.environ), list(sys.path), threads)) as pool:
-            futures = {pool.submit(_run_in_worker, fn, cfg): key for key, cfg in remaining.items()}
-            for future in cf.as_completed(futures):
-                key = futures[future]
-                try:
-                    rec = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    continue
-                except Exception:  # e.g. fn could not be unpickled in the worker
-                    rec = SweepRecord(remaining[key], "failed", error=traceback.format_exc())
-                del remaining[key]
-                record(rec)
+        futures = {pool.submit(_run_in_worker, fn, cfg): key for key, cfg in remaining.items()}
+        for future in cf.as_completed(futures):
+            key = futures[future]
+            try:
+                rec = future.result()
+            except BrokenProcessPool:
+                broken = True
+                continue
+            except Exception:  # e.g. fn could not be unpickled in the worker
+                rec = SweepRecord(remaining[key], "failed", error=traceback.format_exc())
+            del remaining[key]
+            record(rec)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) or a failed write: the configs still running end too
+        alive_w.close()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
     finally:
         alive_w.close()
         alive_r.close()
@@ -536,6 +542,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = None
     try:
         spec = _read_spec(Path(args.config))
         table = None if args.csv is None else _check_table_path(args.csv)
@@ -548,6 +555,11 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError, ImportError) as err:
         print(f"neurodyn sweep: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("neurodyn sweep: interrupted; the configs finished so far are recorded"
+              + (f" in {out}" if out is not None else "") + ", and the same command resumes from there",
+              file=sys.stderr)
+        return 130
     print(f"{len(result.ok)} ok, {len(result.failed)} failed, {result.skipped} already done; "
           f"records in {out}, table in {table}")
     for rec in result.failed:

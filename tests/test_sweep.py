@@ -159,8 +159,8 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_killing_the_sweep_process_ends_its_workers(tmp_path, sig):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
+def test_killing_or_interrupting_the_sweep_process_ends_its_workers(tmp_path, sig):
     calls = tmp_path / "calls"
     calls.mkdir()
     proc = _sweep_process("stuck", {"x": [0, 1, 2, 3]}, 2, tmp_path / "out", calls)
@@ -168,7 +168,7 @@ def test_killing_the_sweep_process_ends_its_workers(tmp_path, sig):
         _wait_for(proc, lambda: len([p for p in calls.iterdir() if p.read_text()]) >= 2, "both workers in a config")
         workers = [int(p.read_text()) for p in calls.iterdir()]
         os.kill(proc.pid, sig)  # the sweep's own process only, as `kill PID` or a job scheduler's signal does
-        proc.wait()
+        proc.wait(timeout=30)  # Ctrl-C used to wait for every remaining config (here 2 x 60 s)
         deadline = time.monotonic() + 20
         while any(map(_running, workers)) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -311,6 +311,17 @@ def test_cli_runs_a_sweep_file_and_writes_the_table(tmp_path, capsys):
     spec.write_text(json.dumps({"fn": "test_sweep", "grid": {"a": [2]}}))
     assert cli.main(["sweep", str(spec)]) == 2
     assert '"module:function"' in capsys.readouterr().err
+
+
+def test_cli_says_how_to_resume_after_ctrl_c(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["neurodyn.sweep"], "sweep", interrupted)  # the module (nd.sweep is the function)
+    spec = tmp_path / "sweep.json"
+    spec.write_text(json.dumps({"fn": "test_sweep:metrics", "grid": {"a": [2]}, "out": str(tmp_path / "runs")}))
+    assert cli.main(["sweep", str(spec)]) == 130
+    assert f"recorded in {tmp_path / 'runs'}, and the same command resumes" in capsys.readouterr().err
 
 
 def test_cli_rejects_bad_files_and_options_with_one_line_errors(tmp_path, capsys, monkeypatch):
