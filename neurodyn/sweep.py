@@ -354,8 +354,9 @@ def _init_worker(queue, driver_alive, environ: dict[str, str], path: list[str], 
 
 
 def _exit_with_driver(driver_alive) -> None:
-    """Block until the driver's end of the pipe closes, then end this worker: a sweep killed by a signal
-    (SIGTERM, SIGKILL) runs no cleanup, and its pool's workers would go on running configs for nobody."""
+    """Block until the driver's end of the pipe closes, then end this worker. The driver closes it when it is
+    interrupted; when it is killed (SIGTERM, SIGKILL: no cleanup runs) the kernel does, and the pool's workers
+    would otherwise go on running configs for nobody."""
     try:
         driver_alive.recv()
     except (EOFError, OSError):
