@@ -52,7 +52,8 @@ class Step:
     record: bool  # the state after this step is an output
 
 
-PASS_BYTES = 1 << 20  # states per uncheckpointed pass: about a core's L2 cache
+PASS_BYTES = 1 << 20  # states per pass of a run without a graph: about a core's L2 cache
+GRAPH_PASS_BYTES = 8 << 20  # with a graph all states are kept anyway: fewer passes, so fewer per-pass costs
 Scan = Callable[..., tuple[Tensor, ...]]
 """``scan(steps, y, noise, into=None) -> (y_final, *recorded)``; where no graph is recorded ``into (B, R, ...)``
 may be given, and the R recorded states are written there instead (``(y_final,)`` is returned)."""
@@ -112,8 +113,9 @@ def integrate_fixed(
     see the same noise. ``segments=True`` checkpoints each segment and
     recomputes it during backward (memory ~sqrt(S)), with identical results;
     otherwise consecutive segments run together in passes of about
-    ``PASS_BYTES`` of states (small states: fewer, longer passes; large ones
-    stay cache-sized). ``scan(steps, y, noise) -> (y_final, *recorded)``, when
+    ``PASS_BYTES`` of states without a graph (small states: fewer, longer passes;
+    large ones stay cache-sized), ``GRAPH_PASS_BYTES`` where autograd records
+    (each pass is one fused node of the scans). ``scan(steps, y, noise) -> (y_final, *recorded)``, when
     given, replaces the generic loop over ``method``'s steps (same contract as
     ``_run``; e.g. a fused kernel). ``record(y) -> (B, ...)``, when given, is what is
     kept of each output time's state ``y`` (e.g. a readout) instead of the state.
@@ -133,7 +135,8 @@ def integrate_fixed(
         noises = [diffusion * torch.randn((len(c), *y0.shape), generator=generator, device=y0.device, dtype=y0.dtype)
                   for c in chunks]
     checkpointed = segments and torch.is_grad_enabled()
-    per_pass = 1 if checkpointed else max(1, PASS_BYTES // (y0.numel() * y0.element_size() * seg))
+    per_pass = 1 if checkpointed else max(1, (GRAPH_PASS_BYTES if torch.is_grad_enabled() else PASS_BYTES)
+                                          // (y0.numel() * y0.element_size() * seg))
     run = scan or partial(_run, f, stepper)
     passes = _passes(chunks, noises, per_pass)
     if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
