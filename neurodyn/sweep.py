@@ -414,9 +414,8 @@ def _pool_pass(fn: Callable, remaining: dict[str, Config], workers: int,
                 rec = SweepRecord(remaining[key], "failed", error=traceback.format_exc())
             del remaining[key]
             record(rec)
-    except BaseException:  # Ctrl-C (KeyboardInterrupt) or a failed write: the configs still running end too
-        alive_w.close()
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) or a failed write: closing alive_w below ends the
+        pool.shutdown(wait=False, cancel_futures=True)  # workers, and with them the configs still running
         raise
     else:
         pool.shutdown()

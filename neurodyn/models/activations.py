@@ -7,9 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import Tensor
-from torch._C._functorch import is_functorch_wrapped_tensor
-from torch.autograd import forward_ad
 from torch.nn import functional as F
+
+from ..transforms import transforms_active
 
 Activation = Callable[[Tensor], Tensor]
 
@@ -24,8 +24,8 @@ def numpy_tanh(z: Tensor) -> Tensor:
     smaller tensors numpy's call overhead (~3 us) outweighs the gain.
     """
     if (z.numel() * z.element_size() < 8192 or z.device.type != "cpu" or z.dtype not in (torch.float32, torch.float64)
-            or z.requires_grad or type(z) is not Tensor or z.is_neg() or is_functorch_wrapped_tensor(z)
-            or forward_ad._current_level >= 0):  # inside forward-mode AD: z may carry a tangent
+            or z.requires_grad or type(z) is not Tensor or z.is_neg()
+            or transforms_active()):  # z may be a torch.func wrapper or carry a forward-mode tangent
         return torch.tanh(z)
     out = torch.empty_like(z)
     np.tanh(z.numpy(), out=out.numpy())

@@ -134,12 +134,13 @@ def integrate_fixed(
     if diffusion is not None:
         noises = [diffusion * torch.randn((len(c), *y0.shape), generator=generator, device=y0.device, dtype=y0.dtype)
                   for c in chunks]
-    checkpointed = segments and torch.is_grad_enabled()
-    per_pass = 1 if checkpointed else max(1, (GRAPH_PASS_BYTES if torch.is_grad_enabled() else PASS_BYTES)
+    graph = torch.is_grad_enabled()
+    checkpointed = segments and graph
+    per_pass = 1 if checkpointed else max(1, (GRAPH_PASS_BYTES if graph else PASS_BYTES)
                                           // (y0.numel() * y0.element_size() * seg))
     run = scan or partial(_run, f, stepper)
     passes = _passes(chunks, noises, per_pass)
-    if not torch.is_grad_enabled():  # copy each pass out at once, so the next pass reuses its (warm) buffers
+    if not graph:  # copy each pass out at once, so the next pass reuses its (warm) buffers
         return _run_into_output(run, passes, y0, len(t), record), len(steps) * stages
     if checkpointed:
         run = partial(_checkpointed, run, Leaves(stop=inputs), inputs)
