@@ -123,7 +123,10 @@ def test_closed_form_rate_jacobian_equals_autodiff(activation):
     auto = torch.stack([torch.autograd.functional.jacobian(
         lambda y, d=d: model.vector_field(0.0, model.State(y[None]), d[None])[0][0], y) for y, d in zip(r, drive)])
     torch.testing.assert_close(closed, auto, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(nd.jacobian(model, r, x), auto, rtol=1e-12, atol=1e-12)
+    assert closed.mT.is_contiguous()  # column-major: LAPACK factors it without a copy
+    public = nd.jacobian(model, r, x)
+    torch.testing.assert_close(public, auto, rtol=1e-12, atol=1e-12)
+    assert public.is_contiguous()  # users get the usual row-major layout (view/reshape work)
 
 
 def test_closed_form_jacobian_is_skipped_where_it_does_not_apply():

@@ -192,7 +192,8 @@ def find_fixed_points(
     states, qs = y[index].detach(), q[index].detach()
     dim = states.shape[1]
     with torch.no_grad():
-        J = field_and_jacobian(model, states, drive[index], t)[1] if len(index) else states.new_zeros(0, dim, dim)
+        J = field_and_jacobian(model, states, drive[index], t)[1].contiguous() if len(index) else states.new_zeros(
+            0, dim, dim)
     return FixedPoints(states=states, q=qs, jacobians=J, shapes=dict(model.state_shapes), n_starts=len(q),
                        n_unconverged=int((~ok).sum()), n_outliers=n_outliers, iterations=iters,
                        method=method, marginal_tol=marginal_tol, start_states=y.detach(), start_q=q.detach(),

@@ -68,7 +68,7 @@ def jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
     t = as_real("t", t)
     y = flat_states(model, state, "state")
     drive = model.input_drive(constant_input(model, x, y.shape[0]))
-    return field_and_jacobian(model, y, drive, t)[1]
+    return field_and_jacobian(model, y, drive, t)[1].contiguous()
 
 
 def input_jacobian(model: Model, state: Any, x: Any = None, t: float = 0.0) -> Tensor:
