@@ -104,7 +104,9 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="no time axis"):
         dprime(a, b, window=(0.0, 1.0))
     with pytest.raises(TypeError, match="activity_a"):
-        dprime([[1.0, 2.0]], b)
+        dprime("1 2", b)
+    with pytest.raises(TypeError, match="activity_a must be a numeric"):
+        dprime([[1.0, "x"], [2.0, 3.0]], b)
     labels = np.array([0, 0, 1, 1, 1])
     with pytest.raises(ValueError, match="condition_a=0 labels 1 trial"):
         dprime_by_condition(np.zeros((5, 4)), np.array([0, 1, 1, 1, 1]), 0, 1)
@@ -122,3 +124,18 @@ def test_bad_input_is_rejected():
         sort_by_selectivity(torch.tensor([0.0, 1.0]), torch.zeros(3, 3))
     with pytest.raises(ValueError, match="one label per unit"):
         sort_by_selectivity(torch.tensor([0.0, 1.0]), groups=[1, 1, -1])
+
+
+def test_dprime_of_constant_units_ignores_float_rounding():
+    # the means of 3 and of 7 copies of 0.7 differ by 2e-16, and their variances are ~1e-32, not 0
+    a, b = torch.full((3, 2), 0.7, dtype=torch.float64), torch.full((7, 2), 0.7, dtype=torch.float64)
+    assert dprime(a, b).tolist() == [0.0, 0.0]
+    third = torch.full((3, 1), 0.1, dtype=torch.float64) * 3
+    assert dprime(third, torch.full((5, 1), 0.3, dtype=torch.float64)).tolist() == [0.0]
+    assert dprime(a + 1, b).tolist() == [math.inf, math.inf]
+
+
+def test_dprime_accepts_nested_lists():
+    a, b = [[1.0, 2.0], [2.0, 3.0], [3.0, 3.0]], [[0.0, 1.0], [1.0, 2.0]]
+    as64 = {"dtype": torch.float64}
+    torch.testing.assert_close(dprime(a, b), dprime(torch.tensor(a, **as64), torch.tensor(b, **as64)))

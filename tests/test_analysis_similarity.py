@@ -365,4 +365,88 @@ def test_condition_labels_rejected():
     with pytest.raises(ValueError, match="t must be the \\(T=3,\\) time grid"):
         condition_responses(data, [0, 1, 0, 1], t=np.arange(4))
     with pytest.raises(ValueError, match="source must be a Trajectory, a Recording or a \\(B, T, N\\) array"):
-        condition_responses(data[0], [0, 1, 0])
+        condition_responses(data[0, 0], [0, 1, 0])
+
+
+def _proportional_rows(seed=5):
+    """Rows a, 2a, 3a, 0.7a and six random rows: exact ties of the correlation RDM that float rounds apart."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(30)
+    return np.stack([a * k for k in (1, 2, 3, 0.7)] + list(rng.standard_normal((6, 30))))
+
+
+def test_rsa_spearman_treats_rounding_apart_distances_as_ties():
+    x = _proportional_rows()
+    dist = pdist(x, "correlation")
+    assert len(np.unique(dist[:6])) > 1  # the six zero distances among a..0.7a are not all exactly equal
+    expected = spearmanr(np.round(dist, 12), np.round(pdist(x @ np.diag(np.linspace(1, 2, 30)), "correlation"),
+                                                    12))[0]
+    assert rsa(x, x @ np.diag(np.linspace(1, 2, 30))) == pytest.approx(expected, abs=1e-12)
+    assert rsa(x, 3 * x) == 1.0
+    assert rsa(x, x[:, np.random.default_rng(0).permutation(30)]) == pytest.approx(1.0, abs=1e-12)
+
+
+def _unbiased_hsic(k, l_):
+    """Song et al. 2012 (JMLR 13:1393), Eq. 5, written out with traces."""
+    n = k.shape[0]
+    k, l_, one = k - np.diag(np.diag(k)), l_ - np.diag(np.diag(l_)), np.ones(n)
+    return (np.trace(k @ l_) + (one @ k @ one) * (one @ l_ @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * one @ k @ l_ @ one) / (n * (n - 3))
+
+
+def test_debiased_cka_matches_unbiased_hsic_and_scores_independent_populations_near_zero():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((10, 1000)), rng.standard_normal((10, 1000))
+    k, l_ = x @ x.T, y @ y.T
+    expected = _unbiased_hsic(k, l_) / np.sqrt(_unbiased_hsic(k, k) * _unbiased_hsic(l_, l_))
+    assert cka(x, y, debiased=True) == pytest.approx(expected, abs=1e-12)
+    assert abs(expected) < 0.1 and cka(x, y) > 0.9  # the biased estimate's bias at D << N
+    q = _orthogonal(1000)
+    assert cka(x, 2 * x @ q, debiased=True) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="debiased cka needs >= 4"):
+        cka(x[:3], y[:3], debiased=True)
+
+
+def test_cka_is_exact_on_a_large_baseline():
+    x = _random(20, 50)
+    y = x @ np.random.default_rng(2).standard_normal((50, 40))
+    assert cka(x + 1e7, y - 3e6) == pytest.approx(cka(x, y), abs=1e-10)
+
+
+@pytest.mark.parametrize("value", [0.1, 0.7, 1 / 3, 123.456])
+def test_constant_responses_are_rejected_whatever_their_rounding(value):
+    varying = _random(6, 4)
+    with pytest.raises(ValueError, match=r"conditions \[1\] have the same response"):
+        rdm([[1, 2, 3], [value] * 3, [3, 1, 2], [2, 3, 1]])
+    with pytest.raises(ValueError, match="R1 is the same in every condition"):
+        cka(np.full((6, 4), value), varying)
+    with pytest.raises(ValueError, match="R1 is the same in every condition"):
+        linear_predictivity(np.full((6, 4), value), varying, cv=3)
+    y = varying.copy()
+    y[:, 1] = value
+    with pytest.raises(ValueError, match=r"R2 is constant across conditions for units \[1\]"):
+        linear_predictivity(varying, y, cv=3)
+
+
+def test_numpy_scalars_accepted_for_seed_and_ridge():
+    x, y = _random(12, 4), _random(12, 3, seed=1)
+    torch.testing.assert_close(linear_predictivity(x, y, seed=np.int64(3), ridge=np.float32(0.25)),
+                               linear_predictivity(x, y, seed=3, ridge=0.25))
+    with pytest.raises(TypeError, match="seed"):
+        linear_predictivity(x, y, seed=1.5)
+
+
+def test_condition_responses_from_per_trial_responses_and_array_window():
+    a = np.random.default_rng(0).standard_normal((6, 5))
+    out = condition_responses(a, [0, 1, 0, 1, 2, 2])
+    torch.testing.assert_close(out.responses, torch.as_tensor(np.stack([a[[0, 2]].mean(0), a[[1, 3]].mean(0),
+                                                                        a[[4, 5]].mean(0)])))
+    with pytest.raises(ValueError, match="no time axis"):
+        condition_responses(a, [0, 1, 0, 1, 2, 2], window=(0, 1))
+    b = np.random.default_rng(1).standard_normal((4, 10, 3))
+    torch.testing.assert_close(condition_responses(b, [0, 1, 0, 1], window=np.array([2, 5])).responses,
+                               condition_responses(b, [0, 1, 0, 1], window=(2, 5)).responses)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        condition_responses(b, [0, 1, 0, 1], window=(2, 5), t=np.arange(10)[::-1].copy())
+    with pytest.raises(TypeError, match="conditions must be labels of one sortable kind"):
+        condition_responses(b, [0, None, 0, 1])

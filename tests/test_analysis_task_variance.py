@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -254,3 +256,17 @@ def test_bad_input_raises_with_the_argument_named():
     with pytest.raises(ValueError, match="active"):
         plot_task_variance(silent)
 
+
+
+def test_nan_padding_outside_the_mask_is_ignored():
+    """Trials of unequal length padded with NaN: only the masked samples count (and NaN inside is an error)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(5, 10, 3, generator=gen, dtype=torch.float64)
+    a[:, 7:] = math.nan
+    mask = torch.ones(5, 10, dtype=torch.bool)
+    mask[:, 7:] = False
+    other = torch.randn(4, 8, 3, generator=gen, dtype=torch.float64)
+    tv = task_variance_from_activity({"A": a, "B": other}, {"A": mask})
+    torch.testing.assert_close(tv.raw[0], a[:, :7].var(0, unbiased=False).mean(0))
+    with pytest.raises(ValueError, match="NaN or Inf inside the mask"):
+        task_variance_from_activity({"A": a, "B": other})

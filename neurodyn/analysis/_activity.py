@@ -12,6 +12,14 @@ from ..data.recording import Recording
 from ..errors import ArgumentTypeError
 from ..trajectory import Trajectory
 
+ROUNDING = 1e-12  # relative size of float64 rounding noise: spreads and differences below it count as zero
+
+
+def rounding_only(spread: Tensor, scale: Tensor) -> Tensor:
+    """Whether ``spread`` (a centred norm, a difference) is float rounding of values of size ``scale``:
+    a constant row centres to ~1e-17 rather than 0, and then counts as constant."""
+    return spread <= ROUNDING * scale
+
 
 def source_activity(source: Any, var: str | None, t: Any) -> tuple[Tensor, Tensor]:
     """``(B, T, N)`` float64 activity and its time grid ``(T,)``."""
@@ -54,6 +62,15 @@ def source_activity(source: Any, var: str | None, t: Any) -> tuple[Tensor, Tenso
     return activity, grid.detach().cpu()
 
 
+def with_time_axis(source: Any, window: Any, t: Any) -> Any:
+    """A ``(trials, N)`` array of per-trial responses as ``(trials, 1, N)``; other sources unchanged."""
+    if isinstance(source, (Tensor, np.ndarray)) and source.ndim == 2:
+        if window is not None or t is not None:
+            raise ValueError("source is (trials, N) with no time axis; drop window and t or give (trials, T, N)")
+        return source[:, None]
+    return source
+
+
 def as_float(value: Any, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value.detach().to(torch.float64)
@@ -80,14 +97,26 @@ def condition_labels(source: Any, conditions: Any, batch: int) -> np.ndarray:
         raise ValueError(f"conditions must hold one label per trial, shape (B={batch},); got shape {labels.shape}")
     if labels.dtype.kind == "f" and np.isnan(labels).any():
         raise ValueError("conditions contains NaN labels; drop those trials first")
+    try:
+        np.unique(labels)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise ArgumentTypeError(f"conditions must be labels of one sortable kind (numbers or strings); got a mix of "
+                                f"{kinds}") from None
     return labels
 
 
 def window_mask(window: Any, grid: Tensor) -> Tensor:
     """``(T,)`` bool: the samples of ``grid`` inside ``window = (t0, t1)``, which must lie in the trial."""
-    if not (isinstance(window, (tuple, list)) and len(window) == 2):
-        raise ValueError(f"window must be a (t0, t1) pair; got {window!r}")
-    t0, t1 = (float(v) for v in window)
+    try:
+        pair = np.asarray(window.detach().cpu() if isinstance(window, Tensor) else window, dtype=np.float64)
+    except (TypeError, ValueError):
+        pair = None
+    if pair is None or pair.shape != (2,):
+        raise ValueError(f"window must be a (t0, t1) pair of times; got {window!r}")
+    t0, t1 = (float(v) for v in pair)
+    if len(grid) > 1 and not bool((grid.diff() > 0).all()):
+        raise ValueError("the time grid t must be strictly increasing to select a window; sort the samples by time")
     lo, hi = float(grid[0]), float(grid[-1])
     slack = max(1e-9, 8 * torch.finfo(grid.dtype).eps) * max(abs(lo), abs(hi), hi - lo)  # grid rounding
     grid = grid.to(torch.float64)

@@ -17,12 +17,15 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError
-from ._activity import condition_labels, source_activity, window_mask
+from ._activity import condition_labels, rounding_only, source_activity, window_mask, with_time_axis
 
 
 def _checked(value: Any, name: str) -> Tensor:
-    if isinstance(value, np.ndarray):
-        value = torch.as_tensor(value)
+    if isinstance(value, (np.ndarray, list, tuple)):
+        try:
+            value = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError) as err:
+            raise ArgumentTypeError(f"{name} must be a numeric (trials, N) or (trials, T, N) array; {err}") from None
     if not isinstance(value, Tensor):
         raise ArgumentTypeError(f"{name} must be a (trials, N) or (trials, T, N) tensor or array; "
                                 f"got {type(value).__name__}")
@@ -69,7 +72,8 @@ def dprime(
     in conditions a and b (the d′ of signal detection theory with the two variances averaged,
     Green & Swets 1966; used for stimulus/choice selectivity in Song, Yang & Wang 2016).
     Positive d′: the unit prefers condition a. Zero pooled variance: d′ = 0 when the two means
-    are equal (e.g. a silent unit), and ±inf when they differ (perfectly separated).
+    are equal (e.g. a silent unit), and ±inf when they differ (perfectly separated); spreads and
+    differences within 1e-12 of the means' size are float rounding and count as zero.
 
     Args:
         activity_a, activity_b: ``(trials, N)`` or ``(trials, T, N)`` activity of the same N units
@@ -87,10 +91,13 @@ def dprime(
     dtype = torch.promote_types(a.dtype, b.dtype) if torch.is_floating_point(a) else torch.float64
     a = _window_average(a.double(), t, window, "activity_a")
     b = _window_average(b.to(device=a.device, dtype=torch.float64), t, window, "activity_b")
-    diff = a.mean(0) - b.mean(0)
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    scale = mean_a.abs() + mean_b.abs()  # differences and spreads below its rounding count as zero
+    diff = torch.where(rounding_only(mean_a.sub(mean_b).abs(), scale), 0.0, mean_a - mean_b)
     pooled = ((a.var(0) + b.var(0)) / 2).sqrt()
-    separated = torch.where(diff == 0, 0.0, torch.sign(diff) * math.inf)  # zero pooled variance
-    d = torch.where(pooled > 0, diff / torch.where(pooled > 0, pooled, 1.0), separated)
+    flat = rounding_only(pooled, scale)
+    separated = torch.where(diff == 0, 0.0, torch.sign(diff) * math.inf)
+    d = torch.where(flat, separated, diff / torch.where(flat, 1.0, pooled))
     return d.to(dtype)
 
 
@@ -119,10 +126,7 @@ def dprime_by_condition(
     Returns:
         ``(N,)`` float64 d′.
     """
-    if isinstance(source, (Tensor, np.ndarray)) and source.ndim == 2:
-        if window is not None or t is not None:
-            raise ValueError("source is (trials, N) with no time axis; drop window and t or give (trials, T, N)")
-        source = source[:, None]
+    source = with_time_axis(source, window, t)
     activity, grid = source_activity(source, var, t)
     labels = condition_labels(source, conditions, activity.shape[0])
     if condition_a == condition_b:

@@ -14,6 +14,7 @@ per-unit values come back as float64 tensors, single scores as Python floats.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from ..errors import ArgumentTypeError
 from ..validation import as_int, as_real
-from ._activity import condition_labels, source_activity, window_mask
+from ._activity import ROUNDING, condition_labels, rounding_only, source_activity, window_mask, with_time_axis
 
 _METRICS = ("correlation", "euclidean")
 
@@ -52,11 +53,13 @@ def condition_responses(source: Any, conditions: Any, window: tuple[float, float
     state variable, default the first, or ``"outputs"``), a
     :class:`~neurodyn.data.Recording` (``var`` is ``"rates"``, the default, which
     uses :meth:`~neurodyn.data.Recording.firing_rates`, or ``"counts"``) or a
-    ``(B, T, N)`` array sampled on ``t`` (default ``0, 1, ..., T-1``).
+    ``(B, T, N)`` array sampled on ``t`` (default ``0, 1, ..., T-1``), or a
+    ``(B, N)`` array of per-trial responses (no ``window`` then).
     ``conditions`` gives each trial's label, ``(B,)``; for a Recording it may
     also name a column of ``source.trials``. ``window=None`` averages the
     whole trial.
     """
+    source = with_time_axis(source, window, t)
     activity, grid = source_activity(source, var, t)
     labels = condition_labels(source, conditions, activity.shape[0])
     if window is None:
@@ -93,7 +96,7 @@ def rdm(responses: Any, metric: str = "correlation") -> Tensor:
         return torch.cdist(r, r, compute_mode="donot_use_mm_for_euclid_dist")
     z = r - r.mean(1, keepdim=True)
     norms = z.norm(dim=1)
-    flat = torch.nonzero(norms == 0).flatten().tolist()
+    flat = torch.nonzero(rounding_only(norms, r.norm(dim=1))).flatten().tolist()
     if flat:
         raise ValueError(f"conditions {flat} have the same response in every unit, so their correlation distance is "
                          "undefined; use metric='euclidean' or drop them")
@@ -109,7 +112,10 @@ def rsa(R1: Any, R2: Any, method: str = "spearman", metric: str = "correlation")
     ``rsa = corr({RDM1[c, d]}_{c<d}, {RDM2[c, d]}_{c<d})`` with ``corr`` Spearman's
     rank correlation (ties get average ranks, as ``scipy.stats.spearmanr``) or
     Pearson's; the RDMs use ``metric`` (see :func:`rdm`). Kriegeskorte, Mur &
-    Bandettini 2008, Front. Syst. Neurosci. 2:4.
+    Bandettini 2008, Front. Syst. Neurosci. 2:4. Dissimilarities that differ by
+    less than ``1e-12`` of the largest are ties: equal distances come out of
+    floating point up to an ulp apart (``1 - r`` of two proportional patterns is
+    0 or 1e-16), and ranking that noise would change the result.
     """
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson'; got {method!r}")
@@ -123,33 +129,44 @@ def rsa(R1: Any, R2: Any, method: str = "spearman", metric: str = "correlation")
     return float(_pearson(a, b, "the RDM entries"))
 
 
-def cka(R1: Any, R2: Any, kernel: str = "linear", sigma: float = 1.0) -> float:  # noqa: N803
+def cka(R1: Any, R2: Any, kernel: str = "linear", sigma: float = 1.0, debiased: bool = False) -> float:  # noqa: N803
     """Centered kernel alignment of two representations (Kornblith et al. 2019, ICML, Eqs. 3-4).
 
     ``CKA = <K_c, L_c>_F / (|K_c|_F |L_c|_F)`` with ``K_c = H K H``,
     ``H = I - 11^T / D`` and ``K, L`` the ``(D, D)`` kernel matrices of the rows of
-    ``R1, R2``. ``kernel="linear"``: ``K = R1 R1^T``, so with column-centred
-    ``X, Y``: ``CKA = |Y^T X|_F^2 / (|X^T X|_F |Y^T Y|_F)``. ``kernel="rbf"``:
+    ``R1, R2``. ``kernel="linear"``: ``K = X X^T`` with ``X`` the column-centred
+    ``R1`` (the same ``K_c``, without the rounding of a large baseline), so
+    ``CKA = |Y^T X|_F^2 / (|X^T X|_F |Y^T Y|_F)``. ``kernel="rbf"``:
     ``K[c, d] = exp(-|x_c - x_d|^2 / (2 sigma^2 m))`` with ``m`` the median
     squared distance (over the full matrix, as the paper's code), so ``sigma``
     is the bandwidth as a fraction of the median distance. The result lies in
     [0, 1] and is invariant to orthogonal transforms and isotropic scaling.
+
+    With few conditions and many units the estimate is biased upward: two
+    independent random populations with ``D = 10``, ``N = 1000`` score ~0.99.
+    ``debiased=True`` uses the unbiased HSIC estimator (Song et al. 2012, JMLR
+    13:1393) instead, as Kornblith et al. offer: ``K_c`` is the U-centred kernel,
+    ``K_c[c, d] = K[c, d] - k_c - k_d + k`` off the diagonal and 0 on it, with
+    ``k_c = sum_{e} K[c, e] / (D - 2)`` and ``k = sum_{c, e} K[c, e] / ((D - 1)(D - 2))``
+    (``K`` with a zeroed diagonal); independent populations then score ~0, and
+    the value may be slightly negative. It needs ``D >= 4``.
     """
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}")
     if kernel == "rbf":
         sigma = as_real("sigma", sigma, gt=0, expected="a positive float (a fraction of the median distance)")
+    if not isinstance(debiased, bool):
+        raise ArgumentTypeError(f"debiased must be True or False; got {debiased!r}")
     r1, r2 = _pair(R1, R2)
     if r1.shape[0] < 3:
         raise ValueError(f"R1 and R2 have {r1.shape[0]} conditions; cka needs >= 3 (with 2, the centred kernels "
                          "have rank 1 and any two representations score 1)")
-    grams = []
-    for name, r in (("R1", r1), ("R2", r2)):
-        gram = _centre(_gram(r, kernel, sigma, name))
-        if gram.norm() == 0:
-            raise ValueError(f"{name} is the same in every condition, so its CKA is undefined; give varying responses")
-        grams.append(gram)
-    k, l_ = grams
+    if debiased and r1.shape[0] < 4:
+        raise ValueError(f"R1 and R2 have {r1.shape[0]} conditions; debiased cka needs >= 4 (the unbiased HSIC is "
+                         "normalized by D (D - 3)); use debiased=False")
+    centre = _u_centre if debiased else _centre
+    k, l_ = (centre(_gram(_varying(r, name, "its CKA is undefined"), kernel, sigma, name))
+             for name, r in (("R1", r1), ("R2", r2)))
     return float((k * l_).sum() / (k.norm() * l_.norm()))
 
 
@@ -177,13 +194,13 @@ def linear_predictivity(R1: Any, R2: Any, cv: int = 5, ridge: float | Sequence[f
     cv = as_int("cv", cv, 2, n, expected=f"an int in [2, D={n}] (number of folds over the conditions)")
     if n < 3:
         raise ValueError(f"R1 and R2 have {n} conditions; linear_predictivity needs >= 3 (a correlation per unit)")
+    _varying(r1, "R1", "it predicts nothing")
     penalties = _penalties(ridge)
     if seed is None:
         order = torch.arange(n)
-    elif isinstance(seed, int) and not isinstance(seed, bool):
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     else:
-        raise ArgumentTypeError(f"seed must be an int or None; got {type(seed).__name__}")
+        seed = as_int("seed", seed, 0, expected="an int >= 0 or None")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     predicted = torch.empty_like(r2)
     for test in torch.tensor_split(order.to(r1.device), cv):
         train = torch.ones(n, dtype=torch.bool, device=r1.device)
@@ -210,7 +227,7 @@ def _ridge_fit_predict(x: Tensor, y: Tensor, x_new: Tensor, penalties: Tensor) -
 
 
 def _penalties(ridge: Any) -> Tensor:
-    values = [ridge] if isinstance(ridge, (int, float)) else ridge
+    values = [ridge] if isinstance(ridge, numbers.Real) else ridge
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, Tensor)):
         raise ArgumentTypeError(f"ridge must be a float or a sequence of floats; got {type(ridge).__name__}")
     values = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1)
@@ -220,10 +237,11 @@ def _penalties(ridge: Any) -> Tensor:
 
 
 def _columnwise_pearson(a: Tensor, b: Tensor) -> Tensor:
+    raw_a, raw_b = a.norm(dim=0), b.norm(dim=0)
     a, b = a - a.mean(0), b - b.mean(0)
     na, nb = a.norm(dim=0), b.norm(dim=0)
-    for name, norms in (("R2", nb), ("the predictions of R2", na)):
-        flat = torch.nonzero(norms == 0).flatten().tolist()
+    for name, norms, raw in (("R2", nb, raw_b), ("the predictions of R2", na, raw_a)):
+        flat = torch.nonzero(rounding_only(norms, raw)).flatten().tolist()
         if flat:
             raise ValueError(f"{name} is constant across conditions for units {flat}, so their correlation is "
                              "undefined; drop those units")
@@ -231,22 +249,35 @@ def _columnwise_pearson(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _pearson(a: Tensor, b: Tensor, what: str) -> Tensor:
+    raw = a.norm(), b.norm()
     a, b = a - a.mean(), b - b.mean()
     denom = a.norm() * b.norm()
-    if denom == 0:
+    if rounding_only(a.norm(), raw[0]) or rounding_only(b.norm(), raw[1]):
         raise ValueError(f"{what} are constant, so their correlation is undefined; give responses that differ "
                          "between conditions")
     return (a @ b) / denom
 
 
 def _rank(x: Tensor) -> Tensor:
-    """1-based ranks of a 1-D tensor, ties sharing their average rank (``scipy.stats.rankdata``)."""
+    """1-based ranks of a 1-D tensor, ties sharing their average rank (``scipy.stats.rankdata``); sorted
+    neighbours closer than ``ROUNDING`` times the largest ``|x|`` are ties."""
     values, order = torch.sort(x)
-    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
+    new = torch.ones_like(values, dtype=torch.bool)
+    new[1:] = values.diff() > ROUNDING * values.abs().max()
+    inverse = new.cumsum(0) - 1
+    counts = torch.bincount(inverse)
     last = counts.cumsum(0).to(x.dtype)
     ranks = torch.empty_like(x)
     ranks[order] = (last - (counts.to(x.dtype) - 1) / 2)[inverse]
     return ranks
+
+
+def _varying(r: Tensor, name: str, consequence: str) -> Tensor:
+    """``r`` with its column means removed, checked to vary across conditions (rows)."""
+    x = r - r.mean(0)
+    if rounding_only(x.norm(), r.norm()):
+        raise ValueError(f"{name} is the same in every condition, so {consequence}; give varying responses")
+    return x
 
 
 def _gram(r: Tensor, kernel: str, sigma: float, name: str) -> Tensor:
@@ -264,6 +295,15 @@ def _gram(r: Tensor, kernel: str, sigma: float, name: str) -> Tensor:
 def _centre(k: Tensor) -> Tensor:
     """``H K H`` with ``H = I - 11^T / D``."""
     return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+
+
+def _u_centre(k: Tensor) -> Tensor:
+    """The U-centred kernel of the unbiased HSIC (Song et al. 2012; Szekely & Rizzo 2014): see :func:`cka`."""
+    d = k.shape[0]
+    k = k.clone().fill_diagonal_(0)
+    rows = k.sum(1) / (d - 2)
+    total = k.sum() / ((d - 1) * (d - 2))
+    return (k - rows[:, None] - rows[None, :] + total).fill_diagonal_(0)
 
 
 def _check_metric(metric: str) -> None:

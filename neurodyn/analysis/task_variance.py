@@ -347,8 +347,6 @@ def _activity_tensor(name: str, value: Any, var: str | None) -> Tensor:
     value = source_activity(value, var, None)[0].cpu()
     if value.shape[0] < 2 or value.shape[1] < 1 or value.shape[2] < 1:
         raise ValueError(f"activity[{name!r}] must be (B, T, N) with B >= 2 trials; got shape {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"activity[{name!r}] contains NaN or Inf; the simulation or recording diverged")
     return value
 
 
@@ -364,6 +362,10 @@ def _sample_mask(name: str, value: Any, shape: torch.Size) -> Tensor:
 
 def _variance(a: Tensor, inside: Tensor, name: str) -> Tensor:
     """``(N,)``: the variance across trials at each time (samples ``inside``), averaged over times."""
+    if not torch.isfinite(a[inside]).all():
+        raise ValueError(f"activity[{name!r}] contains NaN or Inf inside the mask/epochs; the simulation or "
+                         "recording diverged (padding outside the mask may be NaN)")
+    a = torch.where(inside[..., None], a, 0.0)  # NaN padding outside the mask would poison the sums
     w = inside.to(a.dtype)[..., None]
     count = w.sum(0)
     used = count[:, 0] >= 2
