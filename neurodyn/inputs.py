@@ -109,13 +109,20 @@ class Drive:
             return (self.by_time,)
         return (self.table,) if isinstance(self.table, Tensor) else ()
 
-    def on_interval(self, k: int, t: float | Tensor) -> Tensor:
-        """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid."""
+    def on_interval(self, k: int, t: float | Tensor, cache: bool = True) -> Tensor:
+        """Drive during the k-th interval ``[t_k, t_{k+1})`` of the output grid.
+
+        The same drive serves every step and stage in the interval: it is computed once per interval (and
+        grad mode) unless ``cache`` is False (inside torch's checkpoint, whose recomputation must repeat
+        every operation of the forward pass, a drive cached by another segment must not be read).
+        """
         if self.signal.kind != "callable":
-            # the same drive for every step and stage in the interval: computed once per interval (and grad mode)
+            value = self.columns[k] if self.signal.kind == "grid" else self.table
+            if not cache:
+                return self.per_eval(value)
             key = (k if self.signal.kind == "grid" else 0, torch.is_grad_enabled())
             if self._last[0] != key:
-                self._last = (key, self.per_eval(self.columns[k] if self.signal.kind == "grid" else self.table))
+                self._last = (key, self.per_eval(value))
             return self._last[1]
         value = self.table(torch.as_tensor(t, dtype=self.dtype, device=self.device))
         if not (isinstance(value, Tensor) and value.shape == (self.signal.batch_size, self.n_in)):
@@ -144,10 +151,10 @@ class Drive:
             return drive.expand(len(intervals), *drive.shape)
         return torch.stack([self.on_interval(k, t) for k, t in zip(intervals, times)])
 
-    def __call__(self, t: Tensor) -> Tensor:
+    def __call__(self, t: Tensor, cache: bool = True) -> Tensor:
         """Drive at time ``t``: right-continuous zero-order hold, the last interval's value beyond the grid."""
         if self.signal.kind == "grid":
             grid = self.signal.grid
             k = (torch.searchsorted(grid, t.reshape(1).to(grid.dtype), right=True) - 1).clamp(0, grid.shape[0] - 2)
             return self.per_eval(self.by_time.index_select(0, k).squeeze(0))  # read as the steps read it
-        return self.on_interval(0, t)
+        return self.on_interval(0, t, cache)

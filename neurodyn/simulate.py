@@ -181,9 +181,10 @@ def _fused_scan(fused: Callable, drive: Drive) -> Scan:
 def _integrate_torchdiffeq(model, t, y0, drive, converters, jump_t, *, solver, dt, gradient, rtol, atol,
                            max_steps, anchor_dt):
     to_state, to_flat = converters
+    cache = gradient != "checkpoint"  # torch's checkpoint recomputes each segment: no drive cached across them
 
     def rhs(time: Tensor, y: Tensor) -> Tensor:
-        return to_flat(model.vector_field(time, to_state(y), drive(time)))
+        return to_flat(model.vector_field(time, to_state(y), drive(time, cache)))
 
     times, index = t, None
     if gradient == "adjoint" and (solver in ADAPTIVE or dt is not None):
@@ -275,9 +276,20 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
                       'network at dt = tau/20). Use gradient="checkpoint" (the exact gradient of the Euler run) or '
                       'solver="rk4"/"dopri5" with the adjoint', stacklevel=4)
     if dt is not None and dt > model.timescale:
-        warnings.warn(f"dt={dt:g} is larger than the model's smallest time constant {model.timescale:g}; "
-                      "the integration may be inaccurate or unstable", stacklevel=4)
+        _warn_long_step(f"dt={dt:g}", model.timescale)
+    elif dt is None and solver not in ADAPTIVE and len(t) > 1:
+        step = float((t[1:] - t[:-1]).max())
+        try:
+            if step > model.timescale * (1 + 1e-5):  # (a grid of step tau is fine: not its rounding)
+                _warn_long_step(f"the step of the grid t ({step:g}, the step when dt is None)", model.timescale)
+        except NotImplementedError:
+            pass  # a model without a timescale: simulate needs one only for dt, noise and anchors
     return dt, rtol, atol, noise_std, max_steps, anchor_dt
+
+
+def _warn_long_step(what: str, timescale: float) -> None:
+    warnings.warn(f"{what} is larger than the model's smallest time constant {timescale:g}; the integration may "
+                  "be inaccurate or unstable: pass a smaller dt", stacklevel=5)
 
 
 def _check_parameters(model: Model) -> None:

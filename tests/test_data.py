@@ -200,7 +200,7 @@ def test_nwb_round_trip_of_counts_only_and_unordered_trials(tmp_path):
         starts = torch.tensor([5.0, 0.0, 2.5], dtype=torch.float64)  # disjoint, not in order
         rec = Recording(t, counts=counts, x=torch.randn(3, 30, 1, dtype=torch.float64),
                         trials={"start_time": starts, "stop_time": starts + 0.3, "flag": torch.tensor([1, 0, 1]) > 0})
-        save_nwb(rec, tmp_path / "counts.nwb")
+        save_nwb(rec, tmp_path / "counts.nwb", overwrite=True)  # the second dtype replaces the first
         back = load_nwb(tmp_path / "counts.nwb")
         assert back.rates is None and back.counts.dtype == dtype and torch.equal(back.counts, counts)
         assert torch.equal(back.x, rec.x) and torch.equal(back.t, t)
@@ -230,3 +230,93 @@ def test_data_bad_input_names_argument_and_fix(tmp_path):
             load_nwb(path, bin_width=bad)
     with pytest.raises(TypeError, match="bin_width must be a number"):
         load_nwb(path, bin_width="0.1")
+
+
+def test_save_nwb_never_overwrites_unasked_and_paths_are_named(tmp_path):
+    """QA: save_nwb replaced an existing file silently; a missing folder named the temporary file; load_nwb of a
+    text file raised h5py's OSError 'file signature not found'."""
+    rec = Recording(torch.arange(10) * 0.1, rates=torch.rand(2, 10, 3))
+    mine = tmp_path / "mine.nwb"
+    mine.write_text("precious user data")
+    with pytest.raises(FileExistsError, match=r"mine\.nwb' exists; pass overwrite=True"):
+        save_nwb(rec, mine)
+    assert mine.read_text() == "precious user data"
+    with pytest.raises(ValueError, match=r"mine\.nwb' is not an NWB file"):
+        load_nwb(mine)
+    save_nwb(rec, mine, overwrite=True)
+    assert torch.equal(load_nwb(mine).rates, rec.rates) and [p.name for p in tmp_path.iterdir()] == ["mine.nwb"]
+    with pytest.raises(FileNotFoundError, match=r"cannot write '.*/nodir/x\.nwb': the folder '.*/nodir' does not"):
+        save_nwb(rec, tmp_path / "nodir" / "x.nwb")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        save_nwb(rec, tmp_path)
+    with pytest.raises(ValueError, match="is a folder, not an NWB file"):
+        load_nwb(tmp_path)
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        save_nwb(rec, tmp_path / "new.nwb", overwrite="yes")
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.nwb"]
+
+
+def test_save_nwb_checks_the_trials_span_their_data(tmp_path):
+    """QA: trials of 0.1 s over 0.3 s of data were saved; read back with bin_width=0.01 they had 10 bins, not 30."""
+    t = torch.arange(30) * 0.01
+    starts = torch.tensor([0.0, 1.0])
+    for stop, match in ((0.1, r"trial 0 is shorter than its data: .* = 0\.1 s, but the grid t spans 0\.3 s"),
+                        (0.5, r"trial 0 \(the shortest\) is longer than its data: .* = 0\.5 s.*start_time \+ 0\.3")):
+        rec = Recording(t, counts=torch.ones(2, 30, 1), trials={"start_time": starts, "stop_time": starts + stop})
+        with pytest.raises(ValueError, match=match):
+            save_nwb(rec, tmp_path / "bad.nwb")
+    assert list(tmp_path.iterdir()) == []
+    # float32 session times: stop - start is 0.1 s only to rounding (2.1 -> 2.0999999); re-binned: all 25 bins
+    t = 0.5 + torch.arange(25, dtype=torch.float64) * 0.004
+    starts = torch.tensor([10.0, 2.0, 100.0])
+    counts = torch.poisson(torch.full((3, 25, 2), 3.0), generator=torch.Generator().manual_seed(0))
+    save_nwb(Recording(t, counts=counts, trials={"start_time": starts, "stop_time": starts + 0.1}),
+             tmp_path / "f32.nwb")
+    assert torch.equal(load_nwb(tmp_path / "f32.nwb", bin_width=0.004).counts, counts)
+    # trials of unequal length, binned as the shortest holds, and a whole session: saved as they were loaded
+    path = _session(tmp_path, "uneven.nwb", trials=[(1.0, 1.55), (3.0, 3.65)], stimulus_start=0.0,
+                    spikes=[[1.05, 1.52, 3.3, 3.62]])
+    whole = _session(tmp_path, "whole.nwb", trials=[], stimulus_start=0.0, spikes=[[0.05, 0.93]])
+    for name, source in (("uneven", path), ("whole", whole)):
+        rec = load_nwb(source, bin_width=0.1)
+        save_nwb(rec, tmp_path / f"{name}_copy.nwb")
+        back = load_nwb(tmp_path / f"{name}_copy.nwb", bin_width=0.1)
+        assert back.t.shape == rec.t.shape and torch.equal(back.counts, rec.counts), name
+
+
+def test_recording_needs_a_trial_and_a_neuron():
+    """QA: Recording accepted rates of shape (0, 10, 3) and (2, 10, 0)."""
+    t = torch.arange(10) * 0.1
+    with pytest.raises(ValueError, match=r"rates has shape \(0, 10, 3\), with no trials"):
+        Recording(t, rates=torch.zeros(0, 10, 3))
+    with pytest.raises(ValueError, match=r"counts has shape \(2, 10, 0\), with no neurons"):
+        Recording(t, counts=torch.zeros(2, 10, 0))
+
+
+def test_synthetic_recording_keeps_the_input_the_network_received():
+    """QA: with a constant x (B, n_in) or a callable x(t) the trials differed but rec.x was None (and a constant
+    x's trials shared one initial state); n_trials=2 with 3 rows of state0 gave 3 trials."""
+    model = RateRNN(5, 2, 0, tau=0.05)
+    t = torch.arange(20) * 0.01
+    x = torch.ones(3, 2)
+    rec = synthetic_recording(model, t, x, spikes=False, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(rec.x, x[:, None].expand(3, 20, 2))
+    assert rec.rates[:, 0].std(0).min() > 0.05  # each trial has its own initial state
+    replay = simulate(model, t, rec.x, rec.rates[:, 0])["r"]
+    assert torch.allclose(replay, rec.rates, atol=1e-6)
+
+    def wave(time):
+        return torch.stack([torch.sin(10 * time) * torch.ones(4), time * torch.arange(4.0)], -1)
+
+    rec = synthetic_recording(model, t, wave, spikes=False, init_std=0.0)
+    assert rec.n_trials == 4 and torch.equal(rec.x, torch.stack([wave(s) for s in t], 1))
+    rec = synthetic_recording(model, t, n_trials=3, spikes=False)
+    assert torch.equal(rec.x, torch.zeros(3, 20, 2))  # no x: the network got zeros
+    assert synthetic_recording(RateRNN(5, 0, 0), t, n_trials=2, spikes=False).x is None
+    state0 = torch.randn(3, 5)
+    with pytest.raises(ValueError, match="state0 has 3 trials but n_trials=2"):
+        synthetic_recording(model, t, n_trials=2, state0=state0)
+    with pytest.raises(ValueError, match="x has 2 trials but state0 has 3"):
+        synthetic_recording(model, t, torch.ones(2, 2), state0=state0)
+    rec = synthetic_recording(model, t, n_trials=3, state0=state0[:1], spikes=False)
+    assert rec.n_trials == 3 and torch.allclose(rec.rates[:, 0], state0[:1].expand(3, -1))

@@ -233,15 +233,13 @@ def test_resume_applies_the_new_learning_rate_with_a_warning(tmp_path):
 
 
 def test_resume_with_another_model_says_so(tmp_path):
-    rec = Recording(torch.arange(20) * 0.01, rates=torch.rand(8, 20, 4))
+    rec = Recording(torch.arange(20) * 0.01, rates=torch.rand(8, 20, 4), x=torch.rand(8, 20, 2))
     path = tmp_path / "run.pt"
-    fit(RateRNN(6, 2, 4), rec.__class__(rec.t, rates=rec.rates, x=torch.rand(8, 20, 2)), steps=1, progress=False,
-        checkpoint=path)
+    fit(RateRNN(6, 2, 4), rec, steps=1, progress=False, checkpoint=path)
     with pytest.raises(ValueError, match="written for another model.*start afresh"):
-        fit(RateRNN(7, 2, 4), Recording(rec.t, rates=rec.rates, x=torch.rand(8, 20, 2)), steps=2, progress=False,
-            checkpoint=path)
+        fit(RateRNN(7, 2, 4), rec, steps=2, progress=False, checkpoint=path)
     with pytest.raises(ValueError, match="not a file"):
-        fit(RateRNN(4), rec, steps=1, progress=False, checkpoint=tmp_path)
+        fit(RateRNN(4, 2, 4), rec, steps=1, progress=False, checkpoint=tmp_path)
 
 
 def test_divergence_in_evaluation_names_the_step_and_checkpoint(tmp_path):
@@ -293,3 +291,58 @@ def test_r2_of_a_neuron_whose_held_out_rates_do_not_vary_is_nan_and_left_out_of_
         history = fit(RateRNN(3, tau=0.1), Recording(t, rates=rates), steps=1, progress=False)
     assert torch.isnan(history.r2[1]) and torch.isfinite(history.r2[[0, 2]]).all()
     assert history.metrics["r2"][-1] == pytest.approx(float(history.r2[[0, 2]].mean()))
+
+
+def test_loss_masks_of_every_accepted_shape_and_bad_ones_named():
+    """QA: a (1, T, 1) mask with B=1 broadcast mse to (1, T, T) (18.6 instead of 3.34), a (B, T, n) mask raised
+    torch's RuntimeError, a negative mask gave -2.8e13 and a NaN mask NaN."""
+    g = torch.Generator().manual_seed(0)
+    y, target = torch.randn(3, 7, 4, dtype=torch.float64, generator=g), torch.randn(3, 7, 4, dtype=torch.float64,
+                                                                                     generator=g)
+    first = torch.zeros(1, 7, 1, dtype=torch.float64)
+    first[0, 0, 0] = 1.0
+    assert mse_loss(y[:1], target[:1], first).item() == pytest.approx(((y[0, 0] - target[0, 0]) ** 2).mean().item())
+    steps = torch.rand(3, 7, dtype=torch.float64, generator=g)
+    per_step = mse_loss(y, target, steps)
+    assert torch.allclose(per_step, (((y - target) ** 2).mean(-1) * steps).sum() / steps.sum())
+    assert torch.allclose(mse_loss(y, target, steps[..., None]), per_step)
+    full = torch.rand(3, 7, 4, dtype=torch.float64, generator=g)  # per output: weighted mean of every element
+    assert torch.allclose(mse_loss(y, target, full), (((y - target) ** 2) * full).sum() / full.sum())
+    counts = torch.poisson(torch.full((3, 7, 4), 2.0, dtype=torch.float64), generator=g)
+    nll = -stats.poisson.logpmf(counts.numpy(), (F.softplus(y) * 0.05).numpy())
+    assert poisson_loss(y, counts, 0.05, full).item() == pytest.approx((nll * full.numpy()).sum() / full.sum().item())
+    onehot = F.one_hot(torch.randint(0, 4, (3, 7), generator=g), 4).double()
+    assert torch.allclose(cross_entropy_loss(y, onehot, steps[..., None]), cross_entropy_loss(y, onehot, steps))
+    for loss, shape in ((mse_loss, (7,)), (mse_loss, (3, 7, 2)), (cross_entropy_loss, (3, 7, 4))):
+        with pytest.raises(ValueError, match=r"mask must have shape \(B, T\), \(B, T, 1\)"):
+            loss(y, onehot, torch.ones(shape, dtype=torch.float64))
+    for bad in (-steps, steps * float("nan")):
+        with pytest.raises(ValueError, match="mask must hold finite weights >= 0"):
+            mse_loss(y, target, bad)
+
+
+def test_poisson_loss_checks_bin_width_and_keeps_its_gradient_far_below_zero():
+    """QA: bin_width 0 or -0.01 gave a value, NaN gave NaN, None a raw TypeError; float32 outputs below -88 had
+    gradient 0 (loss stuck at 87.34): log(mu) was clamped at the smallest normal float once softplus underflowed.
+    The NLL's true gradient there is d/dy (mu - k log mu) -> -k."""
+    y, counts = torch.zeros(1, 2, 1), torch.ones(1, 2, 1)
+    for bad in (0.0, -0.01, float("nan")):
+        with pytest.raises(ValueError, match="bin_width must be a finite number of seconds > 0"):
+            poisson_loss(y, counts, bad)
+    for bad in (None, "0.1"):
+        with pytest.raises(TypeError, match="bin_width must be"):
+            poisson_loss(y, counts, bad)
+    for dtype in (torch.float32, torch.float64):
+        y = torch.tensor([-30.0, -90.0, -100.0, -300.0], dtype=dtype).reshape(1, 4, 1).requires_grad_(True)
+        loss = poisson_loss(y, torch.ones(1, 4, 1), 0.01)
+        loss.backward()
+        # mu = softplus(y) 0.01 ~ 0, so -log p(1) = -log(mu) = -y - log(0.01)
+        expected = (-y.detach().double() - math.log(0.01)).mean()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+        assert torch.allclose(y.grad, torch.full_like(y, -0.25))  # -1 per bin, averaged over 4 bins
+    y = torch.tensor([-300.0, -40.0, -20.5, -20.0, -19.5, -3.0, 2.0], dtype=torch.float64).reshape(1, 7, 1)
+    counts = torch.tensor([1.0, 0.0, 2.0, 1.0, 3.0, 0.0, 5.0], dtype=torch.float64).reshape(1, 7, 1)
+    assert torch.autograd.gradcheck(lambda v: poisson_loss(v, counts, 0.05), (y.requires_grad_(True),))
+    mu = (F.softplus(y.detach()) * 0.05).numpy()
+    reference = -stats.poisson.logpmf(counts.numpy(), mu)[:, 1:].mean()  # scipy's log(mu) underflows at -300
+    assert poisson_loss(y[:, 1:], counts[:, 1:], 0.05).item() == pytest.approx(reference, rel=1e-12)

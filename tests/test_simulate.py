@@ -526,3 +526,25 @@ def test_adjoint_gives_a_non_leaf_input_its_own_gradient():
     for a, b in zip(grads("adjoint"), grads("backprop"), strict=True):
         assert b.abs().sum() > 0
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver, kind", [("dopri5", "constant"), ("dopri5", "none"), ("dopri5", "callable"),
+                                          ("bosh3", "constant")])
+def test_adaptive_checkpoint_with_a_constant_input_matches_backprop(solver, kind):
+    """QA: torch's checkpoint raised CheckpointError (one tensor fewer saved in the recomputation) for a RateRNN
+    with a constant or no input: the drive, cached by the forward pass, was not recomputed in the segment."""
+    torch.manual_seed(0)
+    f64 = torch.float64
+    model = nd.RateRNN(4, 2, 1, tau=0.1).double()
+    t = torch.linspace(0, 1, 11, dtype=f64)
+    value = torch.randn(2, 2, dtype=f64)
+    x = {"constant": value, "none": None, "callable": lambda time: value * time.cos()}[kind]
+    grads = []
+    for gradient in ("backprop", "checkpoint"):
+        model.zero_grad()
+        r = nd.simulate(model, t, x, torch.full((2, 4), 0.1, dtype=f64), solver=solver, gradient=gradient,
+                        rtol=1e-8, atol=1e-10)["r"]
+        r.square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    # to the solver tolerance: the checkpointed segments restart the step-size control
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-4 * float(grads[0].abs().max()))

@@ -223,3 +223,19 @@ def test_a_callable_input_that_changes_shape_is_named(model, t, solver):
 
     with pytest.raises(ValueError, match=r"callable x\(t\) returned \(3, .*\) at t=.* but \(2, .*\) at t\[0\]"):
         nd.simulate(model, t, x, solver=solver, dt=0.01)
+
+
+def test_a_step_longer_than_the_time_constant_warns_also_from_the_grid():
+    """Euler at h = 2.5 tau multiplies the state by 1 - h/tau = -1.5 per step: it explodes (finite, so no
+    DivergenceError), whether the step comes from dt or, with dt=None, from the spacing of t."""
+    model = nd.RateRNN(8, tau=0.01, g=0.5)
+    t = torch.arange(50) * 0.025
+    for dt, what in ((0.025, "dt=0.025"), (None, "the step of the grid t")):
+        with pytest.warns(UserWarning, match=f"{what}.*larger than the model's smallest time constant 0.01"):
+            r = nd.simulate(model, t, state0=torch.full((1, 8), 0.5), dt=dt)["r"]
+        assert r[0, -1].abs().max() > 1e6
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nd.simulate(model, t, state0=torch.full((1, 8), 0.5), dt=0.005)  # sub-steps below tau: no warning
+        nd.simulate(model, t, state0=torch.full((1, 8), 0.5), solver="dopri5")

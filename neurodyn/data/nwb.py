@@ -5,9 +5,11 @@ evenly inside their bins); the trials table holds each trial's start/stop time
 and the per-trial variables; the stimulus ``x`` is the stimulus TimeSeries
 "x"; rates and the within-trial grid are TimeSeries in the processing module
 "neurodyn", the counts' dtype is the comment of the grid series (so a file
-written by :func:`save_nwb` reads back exactly). Trials must not overlap in
-session time (their spikes would be shared). Files from elsewhere, or any file
-given a ``bin_width``, are binned on a grid of ``bin_width`` from each trial's start.
+written by :func:`save_nwb` reads back exactly). A trial lasts as long as its
+data, ``t[-1] - t[0]`` plus one step of ``t``, from its ``start_time``; trials
+must not overlap in session time (their spikes would be shared). Files from
+elsewhere, or any file given a ``bin_width``, are binned on a grid of ``bin_width``
+from each trial's start.
 """
 
 from __future__ import annotations
@@ -57,6 +59,26 @@ def _check_disjoint(starts: np.ndarray, edges: np.ndarray) -> None:
                          "the trials end to end)")
 
 
+def _check_spans(starts: np.ndarray, stops: np.ndarray, edges: np.ndarray, slack: float) -> None:
+    """Raise unless every trial ``[start_time, stop_time)`` covers its data (``edges[-1]`` long) and the
+    shortest holds no further whole bin (within ``slack`` seconds): :func:`load_nwb` bins as many whole bins
+    as the shortest trial holds, so given the grid's step it then reads back the recording's T bins."""
+    duration, step = edges[-1], edges[-1] - edges[-2]
+    spans = stops - starts
+    short = np.flatnonzero(spans < duration - slack)
+    i = int(short[0]) if len(short) else int(np.argmin(spans))
+    if len(short) or spans[i] > duration + step - slack:
+        what = "is shorter than" if len(short) else "(the shortest) is longer than"
+        raise ValueError(f"trial {i} {what} its data: stop_time - start_time = {spans[i]:g} s, but the grid t spans "
+                         f"{duration:g} s (t[-1] - t[0] + one step); set stop_time = start_time + {duration:g} "
+                         "(or leave stop_time out)")
+
+
+def _rounding(values: np.ndarray) -> float:
+    """How far a float array's entries may be from the numbers they stand for (0 for integers)."""
+    return 8 * np.finfo(values.dtype).eps * float(np.abs(values).max()) if values.dtype.kind == "f" else 0.0
+
+
 def _histogram(spikes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Spike counts ``(B, T)`` in the bins ``edges (B, T + 1)`` of each trial, as ``np.histogram``
     counts them: half-open bins ``[e_k, e_k+1)`` except the last, which includes its right edge."""
@@ -70,13 +92,28 @@ def save_nwb(
     recording: Recording,
     path: str | os.PathLike,
     *,
+    overwrite: bool = False,
     session_description: str = "neurodyn recording",
     identifier: str | None = None,
     session_start_time: datetime | None = None,
 ) -> None:
-    """Write ``recording`` to the NWB file ``path`` (atomically: temporary file, then rename)."""
+    """Write ``recording`` to the NWB file ``path`` (atomically: temporary file, then rename).
+
+    An existing file is replaced only with ``overwrite=True``. The trials table's
+    ``start_time``/``stop_time`` (default: trials end to end) must span the data (module docstring).
+    """
     if not isinstance(recording, Recording):
         raise TypeError(f"recording must be a neurodyn.data.Recording; got {type(recording).__name__}")
+    if not isinstance(overwrite, bool):
+        raise ArgumentTypeError(f"overwrite must be True or False; got {overwrite!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder; pass the path of the NWB file to write in it")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it, or choose another path")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist; "
+                                "create it first (os.makedirs)")
     grid = recording.t.detach().cpu().numpy()
     t = grid.astype(np.float64)
     edges = _bin_edges(t)
@@ -85,6 +122,9 @@ def save_nwb(
     batch = recording.n_trials
     starts = trials.get("start_time", np.arange(batch) * duration).astype(np.float64)
     stops = trials.get("stop_time", starts + duration).astype(np.float64)
+    slack = 1e-3 * (edges[-1] - edges[-2]) + _rounding(grid) + sum(_rounding(trials[k]) for k in RESERVED
+                                                                   if k in trials)
+    _check_spans(starts, stops, edges, slack)
     _check_disjoint(starts, edges)
     times = _session_times(starts, t)
     nwb = NWBFile(session_description=session_description, identifier=identifier or str(uuid.uuid4()),
@@ -181,7 +221,7 @@ def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulu
     """Read a :class:`Recording` from the NWB file ``path``.
 
     The trials table gives the trials (without it the whole session, from 0 to
-    the last spike, is one trial). The grid is the file's own when it was written
+    the end of the bin holding the last spike, is one trial). The grid is the file's own when it was written
     by :func:`save_nwb` and ``bin_width`` is not given (such a file reads back
     exactly); otherwise it is ``bin_width`` seconds from each trial's start, as
     many whole bins as the shortest trial holds (without trials, enough to cover
@@ -197,6 +237,13 @@ def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulu
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no NWB file at {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not an NWB file; pass the path of a .nwb file")
+    with open(path, "rb"):  # an unreadable file raises its own error (PermissionError) here
+        pass
+    if not NWBHDF5IO.can_read(str(path)):
+        raise ValueError(f"{str(path)!r} is not an NWB file: pynwb cannot read it (an NWB 2 file is HDF5, "
+                         "as save_nwb writes)")
     with NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
         module = nwb.processing.get(MODULE)
@@ -217,8 +264,10 @@ def load_nwb(path: str | os.PathLike, *, bin_width: float | None = None, stimulu
             if bin_width is None:
                 raise ValueError(f"{str(path)!r} was not written by neurodyn; pass bin_width (seconds) to bin it")
             span = float((trials["stop_time"] - starts).min()) / bin_width
-            bins = int(np.ceil(span - 1e-9)) if whole_session else int(np.floor(span + 1e-9))
+            bins = int(np.ceil(span - 1e-9)) if whole_session else int(np.floor(span + 1e-3))  # 1e-3: rounding
             t = np.arange(bins) * bin_width
+            if whole_session:
+                trials["stop_time"] = starts + bins * bin_width
             grid = torch.from_numpy(t).to(torch.get_default_dtype()).numpy()
         if len(t) < 2:
             raise ValueError(f"the trials are shorter than two bins of {bin_width} s; use a smaller bin_width")

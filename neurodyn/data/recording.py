@@ -83,6 +83,10 @@ class Recording:
         if main.dim() != 3:
             raise ValueError(f"rates/counts must be (B, T, N); got shape {tuple(main.shape)}")
         batch, _, neurons = main.shape
+        if batch == 0 or neurons == 0:
+            raise ValueError(f"{'rates' if self.rates is not None else 'counts'} has shape {tuple(main.shape)}, with "
+                             f"no {'trials (B = 0)' if batch == 0 else 'neurons (N = 0)'}; a Recording needs at least "
+                             "one trial and one neuron")
         for name, value, width in (("rates", self.rates, neurons), ("counts", self.counts, neurons),
                                    ("x", self.x, None)):
             if value is None:

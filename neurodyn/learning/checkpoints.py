@@ -37,7 +37,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str | 
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:
-        raise ValueError(f"checkpoint {str(path)!r} cannot be read ({err}); delete it to start afresh") from err
+        raise ValueError(f"checkpoint {str(path)!r} is not a readable neurodyn checkpoint ({err}); if it is another "
+                         "file (data!), pass a new checkpoint path such as 'run.pt'; if it is a damaged checkpoint, "
+                         "move it away to start afresh") from err
     if not isinstance(state, dict):
         raise ValueError(f"{str(path)!r} is not a neurodyn checkpoint (it holds a {type(state).__name__}, not a "
                          "dict); pass another checkpoint path")

@@ -22,7 +22,7 @@ from ..simulate import simulate, simulate_signal
 from ..state import flatten
 from ..tasks.base import Task, TaskBatch
 from ..trajectory import Trajectory
-from ..validation import as_real
+from ..validation import as_int, as_real
 from .checkpoints import load_checkpoint, save_checkpoint
 from .history import History
 from .losses import LOSSES, poisson_rate, poisson_signal
@@ -81,6 +81,11 @@ class _TaskData:
         self.validation = self._move(task.sample(eval_batch_size, torch.Generator().manual_seed(seed + 1)))
         self.bin_width, self.initial = None, None
 
+    def fingerprint(self) -> tuple:
+        """What identifies the training data: the task's class and its fixed evaluation batch."""
+        b = self.validation
+        return type(self.task).__name__, tuple(b.x.shape), float(b.x.double().sum()), float(b.y.double().sum())
+
     def _move(self, batch: TaskBatch) -> TaskBatch:
         return batch.to(self.model.device, self.model.dtype)
 
@@ -121,6 +126,9 @@ class _RecordingData:
         if rec.x is not None and rec.x.shape[-1] != model.n_in:
             raise ValueError(f"the recording's stimulus x has {rec.x.shape[-1]} channels but the model has "
                              f"n_in={model.n_in}")
+        if rec.x is None and model.n_in:
+            raise ValueError(f"the model takes n_in={model.n_in} inputs but the recording has no stimulus x; give "
+                             "the Recording its x (B, T, n_in), or build the model with n_in=0")
         if model.n_out == 0 and rec.rates is None:
             raise ValueError("the model's units stand for the neurons (n_out=0), so trials start from the recorded "
                              "rates at t[0], but the recording has only counts; add rates or give the model a readout")
@@ -133,6 +141,9 @@ class _RecordingData:
         self.bin_width = rec.bin_width if loss == "poisson" else None
         order = torch.randperm(rec.n_trials, generator=torch.Generator().manual_seed(seed + 1))
         n_hold = int(round(holdout * rec.n_trials)) if rec.n_trials > 1 else 0
+        if rec.n_trials == 1 and holdout > 0:
+            warnings.warn("the recording has 1 trial, so none is held out: R^2 is measured on the training trial",
+                          stacklevel=3)
         self.held_out, self.train = order[:n_hold].sort().values, order[n_hold:].sort().values
         if len(self.train) == 0:
             raise ValueError(f"holdout={holdout} leaves no training trials; lower it")
@@ -141,6 +152,12 @@ class _RecordingData:
         if model.n_out:
             start = flatten(model.initial_state(1)).detach().clone()
             self.initial = torch.nn.Parameter(start)
+
+    def fingerprint(self) -> tuple:
+        """What identifies the training data: the recording's shapes and sums, and the held-out trials."""
+        arrays = (self.rec.t, self.rec.rates, self.rec.counts, self.rec.x)
+        return (tuple(tuple(a.shape) for a in arrays if a is not None),
+                tuple(float(a.double().sum()) for a in arrays if a is not None), self.held_out.tolist())
 
     def _trials(self, index: Tensor) -> tuple:
         index = index.to(self.rec.t.device)
@@ -192,6 +209,12 @@ def _make_optimizer(optimizer: Any, params: list[Tensor], extra: Tensor | None, 
     if optimizer is None:
         return torch.optim.Adam(params + ([extra] if extra is not None else []), lr=lr)
     if isinstance(optimizer, torch.optim.Optimizer):
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = sum(id(p) not in held for p in params)
+        if missing:
+            raise ValueError(f"optimizer does not hold {missing} of the model's {len(params)} trainable parameters, "
+                             "so fit would not train them; build it from model.parameters(), or pass a callable "
+                             "params -> Optimizer")
         if extra is not None:
             optimizer.add_param_group({"params": [extra]})
         return optimizer
@@ -217,12 +240,14 @@ def _callables(name: str, value: Any, signature: str) -> tuple[Callable, ...]:
 
 
 def _resume(path: Path, model: Model, opt: torch.optim.Optimizer, initial: Tensor | None,
-            generators: tuple[torch.Generator, torch.Generator]) -> History:
+            generators: tuple[torch.Generator, torch.Generator], settings: dict[str, Any]) -> History:
     """Load the checkpoint ``path`` into the model, optimizer, learned initial state and generators.
 
-    The learning rates given to this call win over the checkpoint's (with a warning when they differ).
+    The run's ``settings`` must match the checkpoint's (:func:`_check_settings`). The learning rates given
+    to this call win over the checkpoint's (with a warning when they differ).
     """
     state = load_checkpoint(path, map_location=model.device)
+    _check_settings(path, state.get("settings"), settings)
     rates = [group["lr"] for group in opt.param_groups]
     try:
         model.load_state_dict(state["model"])
@@ -244,6 +269,35 @@ def _resume(path: Path, model: Model, opt: torch.optim.Optimizer, initial: Tenso
     for generator, key in zip(generators, ("generator", "noise"), strict=True):
         generator.set_state(state[key])
     return History.from_state_dict(state["history"])
+
+
+def _check_settings(path: Path, saved: dict[str, Any] | None, now: dict[str, Any]) -> None:
+    """Refuse to resume with other data, loss, batch size or seed (the history and held-out trials would mix two
+    runs); warn when the simulation options differ (the run continues, but no longer repeats the original)."""
+    if saved is None:  # a checkpoint from before settings were saved
+        return
+    differ = [key for key in now if not _same(saved.get(key), now[key])]
+    fixed = [key for key in differ if key != "simulate"]
+    if fixed:
+        described = "; ".join("another task or recording, or other held-out trials" if key == "data" else
+                              f"{key}: checkpoint {saved.get(key)!r}, this call {now[key]!r}" for key in fixed)
+        raise ValueError(f"checkpoint {str(path)!r} was written by a run with other settings ({described}); resume "
+                         "with that run's data, loss, batch_size, holdout and seed, or pass a new checkpoint path to "
+                         "start afresh")
+    if differ:
+        warnings.warn(f"resuming {str(path)!r} with simulate options {now['simulate']} instead of the checkpoint's "
+                      f"{saved['simulate']}: the run no longer repeats the original one", stacklevel=4)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with floats compared to 1e-9 (sums over data can round differently on another device)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
 
 
 def fit(
@@ -293,7 +347,8 @@ def fit(
     ``eval_every``) and resumes from the file when it exists, continuing the
     identical sequence of batches and losses (``seed`` fixes it). A resumed run
     takes the learning rate of this call: if it differs from the checkpoint's, a
-    warning says so and the remaining steps use the new one. A NaN loss or
+    warning says so and the remaining steps use the new one; other simulate options
+    likewise warn, while other data, loss, batch size, holdout or seed are an error. A NaN loss or
     gradient, or a simulation that diverges (in training or evaluation), raises
     :class:`~neurodyn.DivergenceError` naming the step and leaves the last good
     checkpoint in place. On Linux (glibc), from the first fit on, the process keeps the memory
@@ -302,6 +357,7 @@ def fit(
     """
     if not isinstance(model, Model):
         raise ArgumentTypeError(f"model must be a neurodyn Model; got {type(model).__name__}")
+    seed = as_int("seed", seed, 0)
     eval_every = eval_every or max(1, steps // 20) if isinstance(steps, int) else eval_every
     checkpoint_every = checkpoint_every or eval_every
     _check_fit_args(steps, lr, loss, batch_size, grad_clip,
@@ -330,16 +386,22 @@ def fit(
     noise = torch.Generator(device=model.device).manual_seed(seed + 2)
     history = History(held_out=getattr(problem, "held_out", None))
 
+    settings = {"data": problem.fingerprint(), "loss": loss, "batch_size": problem.batch_size, "seed": seed,
+                "simulate": sim}
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and path.exists():
-        history = _resume(path, model, opt, problem.initial, (generator, noise))
+        history = _resume(path, model, opt, problem.initial, (generator, noise), settings)
+        if history.steps > steps:
+            raise ValueError(f"checkpoint {str(path)!r} has already run {history.steps} steps, more than "
+                             f"steps={steps}; pass steps >= {history.steps} to continue it, or a new checkpoint path")
 
     def save() -> None:
         if path is not None:
             history.initial_state = None if problem.initial is None else problem.initial.detach().clone()
             save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                    "history": history.state_dict(), "generator": generator.get_state(),
-                                   "noise": noise.get_state(), "initial_state": problem.initial})
+                                   "noise": noise.get_state(), "initial_state": problem.initial,
+                                   "settings": settings})
 
     def diverged(step: int, what: str) -> DivergenceError:
         kept = (f"the last good checkpoint ({str(path)!r}) is kept" if path is not None and path.exists()
