@@ -256,3 +256,49 @@ def test_pitchfork_tip_reached_on_its_nontrivial_branch_is_a_fold_with_an_honest
         branch = nd.continuation(model, "mu", (1.0, -1.0), init=torch.tensor([1.0], dtype=torch.float64))
     assert [b.kind for b in branch.bifurcations] == ["fold"]
     assert abs(branch.bifurcations[0].param) < 1e-6
+
+
+def _cubic() -> nd.Equations:
+    return nd.Equations("dx/dt = mu + x - x**3/3", {"mu": 0.0}, dtype=D64)
+
+
+def _lower_root(mu: float) -> float:
+    return float(min(r.real for r in np.roots([-1 / 3, 0, 1, mu]) if abs(r.imag) < 1e-9))
+
+
+@pytest.mark.parametrize("below", [1e-6, 1e-4])
+def test_a_fold_within_the_first_step_is_located(below):
+    """QA: starting just below the fold at mu = 2/3 gave two copies of the start and no fold (the first step went
+    around the fold and was projected back onto the start)."""
+    start = 2 / 3 - below
+    branch = nd.continuation(_cubic(), "mu", (start, 2.0), init=torch.tensor([_lower_root(start)], dtype=D64))
+    assert [b.kind for b in branch.bifurcations] == ["fold"]
+    assert branch.bifurcations[0].param == pytest.approx(2 / 3, abs=1e-9)
+    assert float(branch.states[-1, 0]) > -1 > float(branch.states[0, 0])  # on to the middle branch
+
+
+def test_starting_at_a_fold_or_sweeping_a_time_constant_to_zero_does_not_crash():
+    """QA: both raised torch's LinAlgError (the bordered matrix singular at the fold, the field infinite at tau=0)."""
+    with pytest.warns(UserWarning, match="continuation stopped"):
+        branch = nd.continuation(_cubic(), "mu", (2 / 3, 2.0), init=torch.tensor([-1.0], dtype=D64))
+    assert len(branch) >= 1
+    ei = nd.Equations("""dE/dt = (-E + sigmoid(aE*(wEE*E - wEI*I + P - thE)))/tauE
+dI/dt = (-I + sigmoid(aI*(wIE*E - wII*I - thI)))/tauI""",
+                      dict(wEE=16., wEI=12., wIE=15., wII=3., aE=1.3, thE=4., aI=2., thI=3.7, tauE=1., tauI=5.,
+                           P=2.), dtype=D64)
+    fixed = torch.tensor([0.25827496419934387, 0.24532519794979663], dtype=D64)
+    with pytest.warns(UserWarning, match="continuation stopped"):
+        branch = nd.continuation(ei, "tauI", (5.0, 0.0), init=fixed)
+    hopf = [b.param for b in branch.bifurcations if b.kind == "hopf"]
+    assert hopf == [pytest.approx(nd.continuation(ei, "tauI", (5.0, 1e-3), init=fixed).bifurcations[0].param,
+                                  abs=1e-8)]
+
+
+def test_a_dict_init_may_hold_plain_numbers():
+    """QA: {"x": 1.0, "y": 1.0} raised IndexError in continuation, find_fixed_points and jacobian."""
+    brusselator = nd.Equations("dx/dt = a - (b+1)*x + x**2*y\ndy/dt = b*x - x**2*y", {"a": 1.0, "b": 1.0},
+                               dtype=D64)
+    branch = nd.continuation(brusselator, "b", (1.0, 3.0), init={"x": 1.0, "y": 1.0})
+    assert [(b.kind, round(b.param, 6)) for b in branch.bifurcations] == [("hopf", 2.0)]  # b = 1 + a^2
+    assert nd.jacobian(brusselator, {"x": 1.0, "y": 1.0}).shape == (1, 2, 2)
+    assert nd.jacobian(brusselator, {"x": [1.0, 2.0], "y": [1.0, 1.0]}).shape == (2, 2, 2)

@@ -265,3 +265,19 @@ def test_float32_deduplication_of_many_starts_uses_exact_distances():
         model.b.fill_(3.0)
     fps = nd.find_fixed_points(model, 3 + torch.randn(64, 50))
     assert len(fps) == 1 and fps.n_unconverged < 64
+
+
+def test_adam_from_close_starts_on_a_small_state_scale_needs_a_smaller_lr_and_says_so():
+    """QA: 8 starts within 0.03 of the one fixed point of a 2-D sigmoid E-I circuit: Adam at lr=1 threw them
+    into a slow region (q = 6.7e-4) and the warning advised raising max_iter, which changed nothing."""
+    ei = nd.Equations("""dE/dt = (-E + sigmoid(aE*(wEE*E - wEI*I + P - thE)))/tauE
+dI/dt = (-I + sigmoid(aI*(wIE*E - wII*I - thI)))/tauI""",
+                      dict(wEE=16., wEI=12., wIE=15., wII=3., aE=1.3, thE=4., aI=2., thI=3.7, tauE=1., tauI=2.,
+                           P=2.), dtype=torch.float64)
+    root = torch.tensor([0.25827496419934387, 0.24532519794979663], dtype=torch.float64)
+    starts = root + 0.02 * torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="try a smaller lr, or method='newton'"):
+        nd.find_fixed_points(ei, starts, method="adam", max_iter=2000)
+    found = nd.find_fixed_points(ei, starts, method="adam", max_iter=2000, lr=0.01)
+    assert found.n_unconverged == 0 and len(found) == 1
+    torch.testing.assert_close(found.states[0], root, atol=1e-5, rtol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +37,8 @@ def flat_states(model: Model, value: Any, name: str) -> Tensor:
         missing = [k for k in model.state_vars if k not in value]
         if missing:
             raise ValueError(f"{name} is missing the state variables {missing}; give all of {list(model.state_vars)}")
-        value = flatten([torch.as_tensor(value[k]) for k in model.state_vars])
+        value = flatten([_batched(value[k], shape, f"{name}[{k!r}]")
+                         for k, shape in dict(model.state_shapes).items()])
     elif hasattr(value, "_fields"):
         if list(value._fields) != list(model.state_vars):
             raise ValueError(f"{name} has variables {list(value._fields)} but the model has {list(model.state_vars)}")
@@ -58,6 +60,17 @@ def flat_states(model: Model, value: Any, name: str) -> Tensor:
     if not torch.isfinite(value).all():
         raise ValueError(f"{name} contains NaN or Inf; give finite states")
     return value
+
+
+def _batched(value: Any, shape: tuple[int, ...], name: str) -> Tensor:
+    """One state variable's value as ``(B, size)``: a single state (a number for a scalar variable, or the
+    variable's own shape) is a batch of one."""
+    try:
+        value = value if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name} must be numbers; got {type(value).__name__}") from None
+    single = tuple(value.shape) == tuple(shape) or (value.numel() == 1 and math.prod(shape) == 1 and value.dim() <= 1)
+    return value.reshape(1, -1) if single else value.reshape(value.shape[0] if value.dim() else 1, -1)
 
 
 def constant_input(model: Model, x: Any, batch: int) -> Tensor:

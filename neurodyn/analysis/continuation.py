@@ -138,11 +138,20 @@ class _System:
         return F, M, J
 
     def tangent(self, u: Tensor, border: Tensor) -> tuple[Tensor, Tensor]:
-        """The unit tangent at ``u`` (with ``border . tangent > 0``) and the eigenvalues of ``J`` there."""
+        """The unit tangent at ``u`` (with ``border . tangent > 0``) and the eigenvalues of ``J`` there.
+
+        Where the bordered matrix is singular (``border`` along the parameter at a fold) the tangent is
+        the null vector of ``[J / c, F_p]``. Raises _NotConverged where the field is not finite.
+        """
         _, M, J = self.bordered(u, border)
+        if not torch.isfinite(M).all():
+            raise _NotConverged
         rhs = torch.zeros_like(u)
         rhs[-1] = 1.0
         tau = solve(M, rhs)
+        if not torch.isfinite(tau).all():
+            tau = torch.linalg.svd(M[:-1])[2][-1]
+            tau = tau if float(border @ tau) >= 0 else -tau
         return tau / tau.norm(), _eigvals(J)
 
     def correct(self, pred: Tensor, normal: Tensor) -> tuple[Tensor, int]:
@@ -158,6 +167,8 @@ class _System:
             u = pred.clone()
             for iteration in range(1, _MAX_ITER + 1):
                 F, M, _ = self.bordered(u, normal)
+                if not torch.isfinite(M).all():
+                    break  # the field is not finite here (e.g. a time constant swept to 0)
                 rhs = -torch.cat([F, (normal @ (u - pred))[None]])
                 du = _pinv_solve(M, rhs) if pseudo else solve(M, rhs)
                 if not torch.isfinite(du).all():
@@ -338,13 +349,18 @@ def _step(system: _System, u: Tensor, tau: Tensor, h: float, lo: float, hi: floa
     p_u, p_new = float(u[-1]), float(new[-1])
     if not lo <= p_new <= hi:
         end = hi if p_new > hi else lo
+        if end == p_u:
+            return None  # from the span's end straight out again: a fold within the step, which a shorter resolves
         target = u + (end - p_u) / (p_new - p_u) * (new - u)
         target[-1] = end
         try:
             new = system.correct(target, e_p)[0]
         except _NotConverged:
             return None
-    new_tau, new_eig = system.tangent(new, tau)
+    try:
+        new_tau, new_eig = system.tangent(new, tau)
+    except _NotConverged:
+        return None
     if float(tau @ new_tau) < math.cos(_MAX_TURN):
         return None
     return new, new_tau, new_eig, iterations

@@ -170,10 +170,16 @@ def find_fixed_points(
         warnings.warn(f"find_fixed_points: the vector field is NaN or infinite at all {len(q)} starts; check the "
                       "model's parameters (a zero time constant?) and init", stacklevel=2)
     elif not ok.any():
+        if method == "adam":
+            advice = (f"Adam's first steps move every coordinate by about lr={lr:g}, which can throw starts far "
+                      "from a nearby fixed point when the states are smaller than that: try a smaller lr, or "
+                      "method='newton'")
+        elif iters >= max_iter:
+            advice = "raise max_iter or tol"
+        else:
+            advice = "starts that stop halving q are retired as slow points: try more or other starts, or a larger tol"
         warnings.warn(f"find_fixed_points: none of {len(q)} starts reached q < tol={tol:g} in {iters} "
-                      f"iterations (smallest q = {float(q.min()):.3g}); "
-                      + ("raise max_iter or tol" if iters >= max_iter else "starts that stop halving q are retired "
-                         "as slow points: try more or other starts, or a larger tol")
+                      f"iterations (smallest q = {float(q.min()):.3g}); " + advice
                       + (", or analyse model.double()" if model.dtype != torch.float64 else ""), stacklevel=2)
     n_outliers = 0
     keep = ok
