@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from torch import Tensor, nn
 
+from .models.connectivity import Connectivity
 from .validation import as_real
 
 
@@ -25,11 +26,15 @@ def _is_weight(name: str) -> bool:
 
 
 def _tensors(weights: Tensor | Iterable[Tensor] | nn.Module) -> list[Tensor]:
-    """A tensor, an iterable of tensors, or a module (its trainable connection-weight matrices)."""
+    """A tensor, an iterable of tensors, or a module (its trainable connection-weight matrices; of a
+    :class:`~neurodyn.models.connectivity.Connectivity`, the trained part ``M ⊙ S(W~)`` of W, so that
+    masked-out entries, which no synapse carries, are not counted)."""
     if isinstance(weights, Tensor):
         return [weights]
     if isinstance(weights, nn.Module):
-        found = [p for name, p in weights.named_parameters() if p.requires_grad and p.dim() >= 2 and _is_weight(name)]
+        recurrent = {id(m.weight): m for m in weights.modules() if isinstance(m, Connectivity)}
+        found = [recurrent[id(p)].trainable_part if id(p) in recurrent else p
+                 for name, p in weights.named_parameters() if p.requires_grad and p.dim() >= 2 and _is_weight(name)]
     else:
         found = list(weights)
     if not found or not all(isinstance(w, Tensor) for w in found):

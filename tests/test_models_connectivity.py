@@ -193,3 +193,16 @@ def test_l2_weights_of_a_module_counts_connection_weights_only():
     stacked = ensemble.stacked
     expected = sum((p**2).sum() for p in (stacked.recurrent__weight, stacked.W_in, stacked.W_out))
     assert nd.l2_weights(ensemble).item() == pytest.approx(expected.item())
+
+
+def test_weight_penalties_of_a_model_count_only_the_synapses_its_mask_keeps():
+    """QA: l1_sparsity(RateRNN(6, density=0.5)) was 21.19, summing masked-out entries of W~ too; sum |W| is 10.39.
+    A fixed W_fix is not trained, so it is not penalized."""
+    torch.manual_seed(0)
+    model = nd.RateRNN(6, 2, 1, density=0.5, W_fix=torch.randn(6, 6), dtype=f64)
+    trained = model.W - model.recurrent.W_fix
+    assert (trained == 0).sum() >= 15  # the mask removes about half the entries
+    expected = trained.abs().sum() + model.W_in.abs().sum() + model.W_out.abs().sum()
+    assert nd.l1_sparsity(model).item() == pytest.approx(expected.item())
+    (g,) = torch.autograd.grad(nd.l2_weights(model), model.recurrent.weight)
+    assert (g[model.recurrent.mask == 0] == 0).all()

@@ -96,3 +96,21 @@ def test_divisive_normalization_bad_input_and_training():
     model = nd.RateRNN(3, 1, 1, activation=norm, b=torch.ones(3))
     nd.simulate(model, torch.linspace(0, 0.3, 4), torch.ones(1, 1), dt=0.01).outputs.sum().backward()
     assert norm.gamma.grad is not None and norm.sigma.grad is not None
+
+
+@pytest.mark.parametrize("solver", ["euler", "dopri5"])
+def test_divisive_normalization_reports_a_pooled_input_below_minus_sigma(solver):
+    """QA: pooled input -1.02 with sigma = 1 gave r* = 25.5 (a negative current over a negative denominator),
+    while the docstring promised a reported divergence. Above -sigma the rates stay the rectified formula."""
+    def network(bias):
+        norm = nd.DivisiveNormalization(gamma=1.0, sigma=1.0, f="relu")
+        return nd.RateRNN(2, W=torch.zeros(2, 2, dtype=torch.float64),
+                          b=torch.full((2,), bias, dtype=torch.float64), activation=norm, tau=0.1)
+
+    t = torch.linspace(0, 2, 5, dtype=torch.float64)
+    options = {"solver": solver, "dt": 0.01} if solver == "euler" else {"solver": solver}
+    assert nd.simulate(network(-0.49), t, **options)["r"][0, -1].tolist() == [0.0, 0.0]
+    r = nd.simulate(network(0.5), t, **options)["r"][0, -1]
+    torch.testing.assert_close(r, torch.full((2,), 0.25, dtype=torch.float64), atol=1e-4, rtol=0)  # 0.5 / 2
+    with pytest.raises(nd.DivergenceError):
+        nd.simulate(network(-0.51), t, **options)

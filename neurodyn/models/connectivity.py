@@ -94,7 +94,9 @@ class Connectivity(nn.Module):
             ``autapses=False``, and with ``sign`` excitatory columns >= 0 and
             inhibitory ones <= 0; otherwise ValueError names the offending entries.
             ``density`` instead sparsifies the given ``W``: its random mask keeps each
-            entry with probability ``density``.
+            entry with probability ``density``. Under Dale's law an entry given as
+            exactly 0 never learns (the gradient of ``|W~|`` is taken as 0 there): mark
+            absent synapses with ``mask`` and give the others nonzero initial values.
         init: "gaussian" (``g N(0,1)/sqrt(p n)``), "identity" (Le et al. 2015; ``g``
             unused; needs every diagonal synapse allowed), "orthogonal" (``g Q``,
             Saxe et al. 2014), "balanced" (Dale's law only: half-normal magnitudes,

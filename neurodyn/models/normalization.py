@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..validation import as_tensor
@@ -18,8 +19,9 @@ class DivisiveNormalization(nn.Module):
     ``gamma`` and ``sigma`` are trainable with ``trainable=True``. ``sigma > 0``
     (the semi-saturation constant of Carandini & Heeger 2012) keeps the
     denominator positive for non-negative inputs, zero input included (``sigma = 0``
-    would give 0/0 there); inputs whose pooled sum reaches ``-sigma`` make the
-    rates diverge, and ``simulate`` reports it.
+    would give 0/0 there). Where the pooled sum reaches ``-sigma`` or below, Eq. 37
+    is undefined (a negative denominator would turn inhibition into excitation):
+    the rates are NaN there, and ``simulate`` reports it as a divergence.
     """
 
     def __init__(
@@ -58,7 +60,8 @@ class DivisiveNormalization(nn.Module):
             raise ValueError(f"pool is ({self.units}, {self.units}) but the input has {current.shape[-1]} units")
         else:
             pooled = current @ self.pool.T
-        return self.f(self.gamma * current / (pooled + self.sigma))
+        denominator = pooled + self.sigma
+        return self.f(torch.where(denominator > 0, self.gamma * current / denominator, torch.nan))
 
     def extra_repr(self) -> str:
         pool = "all" if self.pool is None else "matrix"
