@@ -118,3 +118,31 @@ def test_force_on_gpu_matches_cpu():
     a = train_force(cpu, target, t, state0=r0)
     b = train_force(gpu, target.cuda(), t.cuda(), state0=r0.cuda())
     assert torch.allclose(a.W_out, b.W_out.cpu(), atol=1e-8)
+
+
+def test_inputs_are_named_when_malformed():
+    """QA: NaN in state0 or x raised DivergenceError advising to raise alpha; a (30,) state0 was reported as
+    (30, 1); a callable x raised AttributeError; alpha=True was accepted and a 0-d tensor alpha refused."""
+    torch.manual_seed(0)
+    model, driven = ForceRNN(30, 1, p=0.5), ForceRNN(30, 1, n_in=1)
+    t = torch.arange(200) * 1e-3
+    target = torch.sin(2 * math.pi * 5 * t)[:, None]
+    with pytest.raises(ValueError, match="state0 contains NaN"):
+        train_force(model, target, t, state0=torch.full((1, 30), math.nan))
+    with pytest.raises(ValueError, match=r"state0 must be \(1, 30\); got \(30,\)"):
+        train_force(model, target, t, state0=torch.randn(30))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        train_force(driven, target, t, x=torch.full((200, 1), math.nan))
+    with pytest.raises(TypeError, match="x must be a tensor.*not callables"):
+        train_force(driven, target, t, x=lambda time: torch.zeros(1, 1))
+    with pytest.raises(TypeError, match="alpha"):
+        train_force(model, target, t, alpha=True)
+    with pytest.raises(TypeError, match="every"):
+        train_force(model, target, t, every=2.0)
+    runs = []
+    for alpha in (torch.tensor(0.5), 0.5):  # each run trains its own copy of the readout
+        torch.manual_seed(0)
+        runs.append(train_force(ForceRNN(30, 1, p=0.5), target, t, alpha=alpha,
+                                generator=torch.Generator().manual_seed(1)))
+    by_tensor, by_float = runs
+    torch.testing.assert_close(by_tensor.error, by_float.error)

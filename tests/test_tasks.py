@@ -253,3 +253,12 @@ def test_duration_of_the_wrong_type_names_the_epoch():
     for bad in ("0.5", (0.1, 0.2, 0.3), None, True):
         with pytest.raises(TypeError, match="duration of epoch 'stimulus' must be a number of seconds"):
             PerceptualDecisionMaking(stimulus=bad)
+
+
+@pytest.mark.parametrize("name", ["amplitudes", "frequencies", "phases"])
+def test_periodic_target_needs_finite_sines(name):
+    """QA: amplitudes=(nan,) gave NaN targets, which fit then trained on."""
+    values = {"amplitudes": (1.0,), "frequencies": (2.0,), "phases": (0.0,)}
+    values[name] = (float("nan"),)
+    with pytest.raises(ValueError, match=f"{name} must be finite"):
+        PeriodicTarget(**values)

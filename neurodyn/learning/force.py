@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,7 @@ from ..data.recording import uniform_step
 from ..errors import ArgumentTypeError, DivergenceError
 from ..models.force import ForceRNN
 from ..models.linear import recurrent
-from ..state import flatten
-from ..validation import as_real
+from ..validation import as_int, as_real
 
 CHECK_EVERY = 500  # RLS updates between finiteness checks of P (each check synchronizes a GPU)
 
@@ -63,12 +61,20 @@ def _check_inputs(model: Any, target: Any, t: Any, alpha: Any, every: Any,
     dt = uniform_step(t) if torch.is_floating_point(t) else None
     if dt is None:
         raise ValueError("t must be a uniform, increasing grid: FORCE integrates with the fixed step t[1] - t[0]")
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha (P(0) = I / alpha, the learning rate) must be > 0; got {alpha!r}")
+    alpha = as_real("alpha", alpha, gt=0, expected="a number > 0 (P(0) = I / alpha, the learning rate)")
     as_real("init_std", init_std, ge=0, expected="a number >= 0 (the spread of the random initial state)")
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every (steps between RLS updates) must be a positive int; got {every!r}")
-    return target, t, dt
+    as_int("every", every, 1, expected="a positive int (steps between RLS updates)")
+    return target, t, dt, alpha
+
+
+def _checked_tensor(name: str, value: Any, shape: str) -> Tensor:
+    """``value`` as a finite tensor (``shape`` is for the messages)."""
+    if not isinstance(value, Tensor):
+        raise ArgumentTypeError(f"{name} must be a tensor {shape}; got {type(value).__name__} (FORCE takes inputs "
+                                "sampled on t, not callables)")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or Inf; give finite values")
+    return value
 
 
 def train_force(
@@ -101,7 +107,7 @@ def train_force(
     (at ``r = 0`` RLS gets no signal). ``P`` is updated with ``sqrt(c) k`` so it
     stays exactly symmetric; a non-finite ``P`` raises :class:`~neurodyn.DivergenceError`.
     """
-    target, t, dt = _check_inputs(model, target, t, alpha, every, init_std)
+    target, t, dt, alpha = _check_inputs(model, target, t, alpha, every, init_std)
     single = target.dim() == 2
     device, dtype = model.device, model.dtype
     goal = (target[None] if single else target).to(device=device, dtype=dtype)
@@ -114,14 +120,15 @@ def train_force(
         if state0 is None:
             r = init_std * torch.randn(batch, n, generator=generator, dtype=dtype).to(device)
         else:
-            r = flatten(state0 if isinstance(state0, (tuple, list)) else [state0]).to(device=device, dtype=dtype)
+            r = _checked_tensor("state0", state0[0] if isinstance(state0, (tuple, list)) else state0, f"({batch}, {n})")
             if r.shape != (batch, n):
                 raise ValueError(f"state0 must be ({batch}, {n}); got {tuple(r.shape)}")
-            r = r.clone()
+            r = r.to(device=device, dtype=dtype).clone()
         if x is None:
             drive = model.input_drive(torch.zeros(1, 1, model.n_in, device=device, dtype=dtype)).expand(steps, batch, n)
         else:
-            x = x.to(device=device, dtype=dtype)
+            x = _checked_tensor("x", x, f"(T={steps}, n_in={model.n_in}) or (B, T, n_in)").to(device=device,
+                                                                                            dtype=dtype)
             x = x[None] if x.dim() == 2 else x
             if x.dim() != 3 or x.shape[0] not in (1, batch) or x.shape[-2:] != (steps, model.n_in):
                 raise ValueError(f"x must be (T={steps}, n_in={model.n_in}) or (B, T, n_in) with B=1 or the "

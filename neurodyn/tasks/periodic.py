@@ -40,6 +40,10 @@ class PeriodicTarget(Task):
                 and len(self.amplitudes) > 0):
             raise ValueError("amplitudes, frequencies and phases must be 1-D sequences of one common length; got "
                              f"{len(self.amplitudes)}, {len(self.frequencies)}, {len(self.phases)}")
+        for name, value in (("amplitudes", self.amplitudes), ("frequencies", self.frequencies),
+                            ("phases", self.phases)):
+            if not torch.isfinite(value).all():
+                raise ValueError(f"{name} must be finite numbers; got {value.tolist()}")
         if not (self.frequencies > 0).all():
             raise ValueError(f"frequencies must be > 0 Hz; got {frequencies!r}")
         super().__init__(dt, {"target": duration})
