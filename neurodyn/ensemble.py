@@ -20,6 +20,7 @@ own parameters, and ``ens.split(tensor)`` gives ``(K, B, ...)`` back.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -81,6 +82,7 @@ class Ensemble(Model):
         self._batched_rate_rnn = _is_plain_rate_rnn(member)  # then the RateRNN equations run as batched matmuls
         # Connectivity.forward is W~ itself when a network has no mask, Dale's-law signs or fixed part
         self._plain_recurrent = [n for n in self._names if n.startswith("recurrent.")] == ["recurrent.weight"]
+        _check_timescales(models, self._each)
 
     def __len__(self) -> int:
         return self.size
@@ -147,6 +149,7 @@ class Ensemble(Model):
 
     def _rows(self, x: Tensor, name: str) -> Tensor:
         if x.shape[0] % self.size:
+            name = "x (with x=None, state0: simulate feeds a zero input of its rows)" if name == "x" else name
             raise ValueError(f"{name} has {x.shape[0]} rows but an Ensemble of K={self.size} networks needs K*B rows, "
                              "network-major (ens.tile(x) gives every network the same B trials), or 1 shared row; "
                              "functions that evaluate one state at a time (jacobian, find_fixed_points) need "
@@ -408,6 +411,19 @@ def _check_members(models: Any) -> list[Model]:
             raise ValueError(f"models[{i}].{where} is {value!r} but models[0].{where} is {expected!r}; the networks "
                              "of an Ensemble may differ only in their tensors (parameters and buffers)")
     return models
+
+
+def _check_timescales(models: list[Model], each: Callable[[str], list[Any]]) -> None:
+    """Raise unless every member's ``timescale`` is what the Ensemble computes for it (from its tensors with
+    models[0]'s code): a plain number such as ``Equations(..., timescale=)`` is not stacked."""
+    try:
+        own = [float(m.timescale) for m in models]
+    except NotImplementedError:
+        return
+    for i, (value, seen) in enumerate(zip(own, each("timescale"), strict=True)):
+        if not math.isclose(value, float(seen), rel_tol=1e-6):
+            raise ValueError(f"models[{i}].timescale is {value:g}, but an Ensemble runs models[0]'s code with each "
+                             f"network's tensors, which gives {float(seen):g}; give every network the same timescale")
 
 
 def _differences(model: Model, reference: Model) -> Iterator[tuple[str, Any, Any]]:

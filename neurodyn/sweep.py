@@ -118,9 +118,13 @@ class SweepResult:
             rows.append(row)
         return rows
 
-    def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`rows` as CSV (atomically); lists and dicts are written as JSON text."""
-        path = _check_table_path(path)
+    def to_csv(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write :meth:`rows` as CSV (atomically); lists and dicts are written as JSON text.
+
+        An existing file is replaced when it is a sweep table (its header has the status and error
+        columns), as a resumed sweep rewrites its own; any other file only with ``overwrite=True``.
+        """
+        path = _check_table_path(path, overwrite)
         rows = self.rows()
         columns = list(dict.fromkeys(k for row in rows for k in row))
 
@@ -375,6 +379,11 @@ def _run_local(fn: Callable, configs: list[Config], workers: int, record: Callab
     except Exception as err:
         raise ArgumentTypeError(f"fn must be picklable for backend='local' ({err}); define it at module level "
                                 "in an importable module (not a lambda or a nested function)") from None
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if getattr(fn, "__module__", None) == "__main__" and not (main and os.path.isfile(main)):
+        raise ArgumentTypeError(f"fn ({getattr(fn, '__name__', fn)!r}) is defined in an interactive session, a "
+                                "notebook, python -c or stdin, which the worker processes cannot import; put it in a "
+                                "module file (e.g. train.py, then `from train import fn`)")
     remaining = {config_key(c): c for c in configs}
     while remaining:  # each pass ends when all are done or a worker dies
         suspects = _pool_pass(fn, remaining, min(workers, len(remaining)), record)
@@ -513,14 +522,30 @@ def _read_record(path: Path) -> SweepRecord | None:
         return None
 
 
-def _check_table_path(path: Any) -> Path:
+def _check_table_path(path: Any, overwrite: bool = False) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ArgumentTypeError(f"the CSV path must be a non-empty str or Path; got {path!r}")
     path = Path(path)
     if not path.parent.is_dir():
         raise ValueError(f"cannot write the CSV table {str(path)!r}: its folder {str(path.parent)!r} does not "
                          "exist (create it or pick another path)")
+    if path.is_dir():
+        raise ValueError(f"the CSV path {str(path)!r} is a folder; give a file path such as "
+                         f"{str(path / 'results.csv')!r}")
+    if path.exists() and not overwrite and not _is_sweep_table(path):
+        raise FileExistsError(f"{str(path)!r} exists and is not a sweep table; pick another path for the CSV table "
+                              "(or pass overwrite=True to to_csv)")
     return path
+
+
+def _is_sweep_table(path: Path) -> bool:
+    """Whether ``path`` holds a table :meth:`SweepResult.to_csv` wrote (its header has the status columns)."""
+    try:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return all(column in header for column in STATUS_COLUMNS)
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -366,3 +366,17 @@ def test_ensemble_euler_scan_without_a_graph_equals_the_recorded_run(dt):
         with torch.no_grad():
             one = nd.simulate(model, t, x[k * B:(k + 1) * B], dt=dt)
         torch.testing.assert_close(ens.split(plain.flat())[k], one.flat(), rtol=0, atol=1e-12)
+
+
+def test_members_with_other_plain_timescales_are_refused_and_a_bad_state0_is_named():
+    """QA: Ensemble([slow, fast]) of Equations with timescale=1 and 0.01 reported 1 (network 0's) and so gave no
+    dt warning; a state0 with a wrong number of rows was reported as x."""
+    fast = nd.Equations("dx/dt = -x/tau", params={"tau": 0.01}, timescale=0.01)
+    slow = nd.Equations("dx/dt = -x/tau", params={"tau": 0.01}, timescale=1.0)
+    with pytest.raises(ValueError, match=r"models\[1\].timescale is 0.01.*gives 1; give every network the same"):
+        nd.Ensemble([slow, fast])
+    taus = [nd.Equations("dx/dt = -x/tau", params={"tau": tau}) for tau in (0.5, 0.02)]
+    assert nd.Ensemble(taus).timescale == pytest.approx(0.02)  # derived from the tensors: per network
+    ens = nd.Ensemble([nd.RateRNN(4) for _ in range(3)])
+    with pytest.raises(ValueError, match=r"x \(with x=None, state0.*\) has 4 rows"):
+        nd.simulate(ens, torch.linspace(0, 1, 11), None, torch.zeros(4, 4))

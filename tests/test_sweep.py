@@ -385,3 +385,35 @@ def test_ray_backend_connects_to_ray_address(monkeypatch):
     with pytest.raises(ConnectionError):
         nd.sweep(metrics, {"a": [1], "b": [1]}, backend="ray")
     assert seen["address"] == "10.1.2.3:6379"
+
+
+def test_tables_replace_their_own_csv_but_never_a_users_file(tmp_path, capsys):
+    """QA: `--csv mine.csv` and result.to_csv("precious.csv") replaced the user's file; a folder path raised an
+    IsADirectoryError naming a temporary file."""
+    result = SweepResult([SweepRecord(config={"a": 1}, result={"y": 2}, status="ok")])
+    mine = tmp_path / "mine.csv"
+    mine.write_text("user,data\n")
+    with pytest.raises(FileExistsError, match="mine.csv' exists and is not a sweep table"):
+        result.to_csv(mine)
+    assert mine.read_text() == "user,data\n"
+    table = result.to_csv(tmp_path / "table.csv")
+    assert result.to_csv(table) == table  # a sweep rewrites its own table (a resumed run)
+    assert result.to_csv(mine, overwrite=True) == mine and "status" in mine.read_text()
+    with pytest.raises(ValueError, match="is a folder"):
+        result.to_csv(tmp_path)
+    spec = tmp_path / "sweep.json"
+    spec.write_text(json.dumps({"fn": "test_sweep:metrics", "grid": {"a": [2], "b": [5]}, "out": str(tmp_path / "r")}))
+    precious = tmp_path / "precious.csv"
+    precious.write_text("keep me\n")
+    assert cli.main(["sweep", str(spec), "--max-workers", "1", "--csv", str(precious)]) == 2
+    assert "not a sweep table" in capsys.readouterr().err and precious.read_text() == "keep me\n"
+
+
+def test_a_function_defined_in_python_c_is_refused_before_the_pool_starts(tmp_path):
+    """QA: fn from a notebook, python -c or stdin broke the pool with advice about __main__ guards."""
+    code = ("import neurodyn as nd\n"
+            "def train(config):\n    return {'y': config['x']}\n"
+            f"nd.sweep(train, {{'x': [1, 2]}}, max_workers=1, out={str(tmp_path / 'out')!r})\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "fn ('train') is defined in an interactive session" in run.stderr and "module file" in run.stderr
