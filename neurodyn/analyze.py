@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise ValueError(f"--out {args.out!r} is a file; give a folder for the phase portrait")
         low, high = _bounds(model, spec.ranges)
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"--out {args.out!r}: cannot create the folder ({err.strerror or err})") from None
     except ValueError as err:
         print(f"neurodyn analyze: error: {err}", file=sys.stderr)
         return 2
@@ -67,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     print(_report(model, fps, spec))
     if model.dim == 2:
         path = Path(args.out) / f"{Path(args.file).stem}_phase_portrait.png"
-        _save_portrait(model, fps, x, (low[0], high[0]), (low[1], high[1]), path)
+        try:
+            _save_portrait(model, fps, x, (low[0], high[0]), (low[1], high[1]), path)
+        except OSError as err:
+            print(f"neurodyn analyze: error: cannot write the phase portrait {str(path)!r} "
+                  f"({err.strerror or err}); give another --out folder", file=sys.stderr)
+            return 1
         print(f"phase portrait: {path}")
     else:
         print(f"no phase portrait: the state has {model.dim} dimensions, not 2")

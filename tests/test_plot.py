@@ -55,10 +55,15 @@ def test_connectivity_sorts_units_into_ei_blocks_by_selectivity():
     selectivity = torch.randn(10, generator=g)
     ax = plot.connectivity(SimpleNamespace(W=W, n_e=7), selectivity=selectivity)
     order = np.concatenate(plot.unit_blocks(10, n_e=7, selectivity=selectivity))
-    # E units first, each block ascending in selectivity
+    # E units first, each block in decreasing selectivity (as sort_by_selectivity orders them)
     assert set(order[:7]) == set(range(7)) and set(order[7:]) == {7, 8, 9}
     for block in (order[:7], order[7:]):
-        assert np.all(np.diff(selectivity.numpy()[block]) >= 0)
+        assert np.all(np.diff(selectivity.numpy()[block]) <= 0)
+    by_order = nd.sort_by_selectivity(selectivity, groups=[1] * 7 + [-1] * 3)
+    np.testing.assert_array_equal(np.concatenate(plot.unit_blocks(10, n_e=7, selectivity=by_order)), order)
+    np.testing.assert_array_equal(by_order.order.numpy(), order)
+    with pytest.raises(TypeError, match="pass its matrix"):
+        plot.connectivity(nd.Ensemble([nd.RateRNN(3), nd.RateRNN(3)]))
     (image,) = ax.get_images()
     np.testing.assert_allclose(image.get_array(), W.numpy()[np.ix_(order, order)], rtol=1e-6)
     assert image.get_clim() == (-float(W.abs().max()), float(W.abs().max()))
@@ -70,7 +75,7 @@ def test_connectivity_sorts_units_into_ei_blocks_by_selectivity():
 def test_connectivity_threshold_keeps_only_selective_units():
     W = torch.arange(16.0).reshape(4, 4)
     ax = plot.connectivity(W, selectivity=torch.tensor([0.9, -0.1, -0.8, 0.05]), threshold=0.5)
-    np.testing.assert_array_equal(ax.get_images()[0].get_array(), W.numpy()[np.ix_([2, 0], [2, 0])])
+    np.testing.assert_array_equal(ax.get_images()[0].get_array(), W.numpy()[np.ix_([0, 2], [0, 2])])
     with pytest.raises(ValueError, match="selectivity must have one value per unit"):
         plot.connectivity(W, selectivity=torch.zeros(3))
     with pytest.raises(ValueError, match="lower the threshold"):
@@ -298,3 +303,12 @@ def test_bifurcation_marks_branch_points():
     (marker,) = _gid_lines(ax, "bifurcation-branch point")
     assert marker.get_xdata().tolist() == [0.5] and marker.get_ydata().tolist() == [0.25]
     plt.close(ax.figure)
+
+
+def test_trajectories_of_a_numpy_array():
+    """QA: a numpy array was taken for a Trajectory (both have .flat) and crashed."""
+    data = np.random.default_rng(0).standard_normal((4, 50, 10))
+    ax = plot.trajectories(data)
+    paths = [line.get_xydata() for line in ax.get_lines() if line.get_gid() == "trajectory"]
+    assert len(paths) == 4 and paths[0].shape == (50, 2)
+    plt.close("all")

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..trajectory import Trajectory
 from ._common import axes, draw_fixed_points, to_numpy
 
 
@@ -40,7 +41,7 @@ def trajectories(
     """
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3; got {n_components}")
-    data = traj.flat() if hasattr(traj, "flat") else torch.as_tensor(traj)
+    data = traj.flat() if isinstance(traj, Trajectory) else torch.as_tensor(traj)
     if data.dim() == 2:
         data = data.unsqueeze(0)
     if data.dim() != 3:
