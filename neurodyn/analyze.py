@@ -19,7 +19,7 @@ import torch
 
 from .equations import Equations
 from .equations.spec import Spec, parse_assignment, read_spec
-from .files import write_atomic
+from .files import is_neurodyn_png, refuse_foreign, save_png
 
 DEFAULT_RANGE = (-1.0, 1.0)
 
@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         low, high = _bounds(model, spec.ranges)
         try:
             Path(args.out).mkdir(parents=True, exist_ok=True)
+            if model.dim == 2:
+                refuse_foreign(_portrait_path(args), is_neurodyn_png)
         except OSError as err:
-            raise ValueError(f"--out {args.out!r}: cannot create the folder ({err.strerror or err})") from None
+            raise ValueError(f"--out {args.out!r}: {err.strerror or err}") from None
     except ValueError as err:
         print(f"neurodyn analyze: error: {err}", file=sys.stderr)
         return 2
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(_report(model, fps, spec))
     if model.dim == 2:
-        path = Path(args.out) / f"{Path(args.file).stem}_phase_portrait.png"
+        path = _portrait_path(args)
         try:
             _save_portrait(model, fps, x, (low[0], high[0]), (low[1], high[1]), path)
         except OSError as err:
@@ -81,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"no phase portrait: the state has {model.dim} dimensions, not 2")
     return 0
+
+
+def _portrait_path(args: argparse.Namespace) -> Path:
+    return Path(args.out) / f"{Path(args.file).stem}_phase_portrait.png"
 
 
 def _override(spec: Spec, params: list[str], inputs: list[str]) -> None:
@@ -146,6 +152,6 @@ def _save_portrait(model: Equations, fps, x: torch.Tensor, x_range, y_range, pat
     path.parent.mkdir(parents=True, exist_ok=True)
     ax = phase_portrait(model, x_range, y_range, x=x, fixed_points=fps)
     try:
-        write_atomic(path, lambda tmp: ax.figure.savefig(tmp, dpi=120), suffix=".png")
+        save_png(path, ax.figure)
     finally:
         plt.close(ax.figure)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomic
+from .files import is_neurodyn_png, refuse_foreign, save_png, write_atomic
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             raise DemoError("--out is empty; pass a folder path (e.g. --out demo_output, or . for here)")
         device = _device(args.device)  # before creating --out: a refused run leaves nothing behind
         out = prepare_output(Path(args.out))
-    except DemoError as err:
+    except (DemoError, FileExistsError) as err:
         print(f"neurodyn demo: error: {err}", file=sys.stderr)
         return 2
     from .errors import DivergenceError
@@ -101,7 +101,19 @@ def prepare_output(out: Path) -> Path:
         os.remove(probe)
     except OSError as err:
         raise DemoError(f"cannot write to --out {out}: {err.strerror or err}; pass a writable folder") from None
+    refuse_foreign(out / "summary.json", _is_summary)
+    for name in FIGURES:
+        refuse_foreign(out / name, is_neurodyn_png)
     return out
+
+
+def _is_summary(path: Path) -> bool:
+    """Whether ``path`` is a demo's summary.json (a rerun replaces it)."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"accuracy", "n_fixed_points", "slow_mode"} <= set(summary)
 
 
 def _device(name: str) -> Any:
@@ -225,7 +237,7 @@ def write_figures(out: Path, history: Any, traj: Any, batch: Any, fps: Any, line
     }
     for name, figure in figures.items():
         figure.tight_layout()
-        write_atomic(out / name, lambda tmp, figure=figure: figure.savefig(tmp, format="png", dpi=120), suffix=".png")
+        save_png(out / name, figure)
         plt.close(figure)
 
 

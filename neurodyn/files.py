@@ -14,6 +14,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str = ".tmp") -> None:
@@ -52,3 +53,31 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+FIGURE_TAG = {"Software": "neurodyn"}  # the PNG text chunk of every figure neurodyn writes
+
+
+def save_png(path: str | os.PathLike, figure: Any, dpi: int = 120) -> None:
+    """Save a matplotlib ``figure`` to ``path`` atomically, tagged as neurodyn's (:data:`FIGURE_TAG`)."""
+    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi, metadata=FIGURE_TAG), suffix=".png")
+
+
+def is_neurodyn_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG that :func:`save_png` wrote."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == FIGURE_TAG["Software"]
+    except (OSError, ValueError):
+        return False
+
+
+def refuse_foreign(path: Path, ours: Callable[[Path], bool]) -> None:
+    """Raise FileExistsError if ``path`` exists and is not an output of neurodyn's (``ours(path)``): a rerun
+    replaces its own outputs, never a user's file."""
+    if path.exists() and not (path.is_file() and ours(path)):
+        raise FileExistsError(f"{str(path)!r} exists and was not written by neurodyn; move it away or choose "
+                              "another output folder")
+

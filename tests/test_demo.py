@@ -128,3 +128,34 @@ def test_quick_demo_writes_a_valid_summary_and_figures(tmp_path):
         image = matplotlib.image.imread(out / name)
         assert image.ndim == 3 and min(image.shape[:2]) > 100
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_user_files_in_out_are_never_replaced_but_a_rerun_replaces_its_own(tmp_path, capsys):
+    """QA: an existing summary.json ({"my": "results"}) and connectivity.png in --out were replaced."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"my": "results"}')
+    assert demo.run(SimpleNamespace(out=str(mine), quick=True, seed=0, device="cpu")) == 2
+    assert "summary.json' exists and was not written by neurodyn" in capsys.readouterr().err
+    assert (mine / "summary.json").read_text() == '{"my": "results"}'
+    (mine / "summary.json").unlink()
+    (mine / "connectivity.png").write_bytes(b"\x89PNG\r\n\x1a\n not a neurodyn figure")
+    assert demo.run(SimpleNamespace(out=str(mine), quick=True, seed=0, device="cpu")) == 2
+    assert "connectivity.png' exists" in capsys.readouterr().err
+    assert list(mine.iterdir()) == [mine / "connectivity.png"]
+
+
+def test_a_neurodyn_figure_is_recognised_and_others_are_not(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from neurodyn.files import is_neurodyn_png, refuse_foreign, save_png
+
+    figure = plt.figure()
+    save_png(tmp_path / "ours.png", figure)
+    figure.savefig(tmp_path / "theirs.png")
+    plt.close(figure)
+    assert is_neurodyn_png(tmp_path / "ours.png") and not is_neurodyn_png(tmp_path / "theirs.png")
+    refuse_foreign(tmp_path / "ours.png", is_neurodyn_png)
+    refuse_foreign(tmp_path / "absent.png", is_neurodyn_png)
+    with pytest.raises(FileExistsError, match="theirs.png' exists and was not written by neurodyn"):
+        refuse_foreign(tmp_path / "theirs.png", is_neurodyn_png)

@@ -110,3 +110,20 @@ def test_file_format_sections_and_line_numbers():
         parse_spec("dx/dt = -x\n[params]\nk = 1\nk = 2\n")
     with pytest.raises(ValueError, match="low < high"):
         parse_spec("dx/dt = -x\n[ranges]\nx = 1, 0\n")
+
+
+def test_analyze_replaces_its_own_portrait_but_not_a_users_file(tmp_path, capsys):
+    """QA: an existing <stem>_phase_portrait.png was replaced whoever wrote it; a bad --out gave a traceback."""
+    path = tmp_path / "wc.eqs"
+    path.write_text(WILSON_COWAN)
+    out = tmp_path / "out"
+    assert main(["analyze", str(path), "--out", str(out)]) == 0
+    assert main(["analyze", str(path), "--out", str(out)]) == 0  # a rerun replaces its own figure
+    capsys.readouterr()
+    (out / "wc_phase_portrait.png").write_bytes(b"user data")
+    assert main(["analyze", str(path), "--out", str(out)]) == 2
+    assert "was not written by neurodyn" in capsys.readouterr().err
+    assert (out / "wc_phase_portrait.png").read_bytes() == b"user data"
+    (tmp_path / "afile").write_text("")
+    assert main(["analyze", str(path), "--out", str(tmp_path / "afile" / "sub")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
