@@ -53,7 +53,8 @@ def simulate(
             default ``model.initial_state(B)``.
         solver: fixed-step "euler", "midpoint", "rk4" (step ``dt``, or the grid
             of ``t`` when ``dt`` is None) or adaptive "dopri5", "bosh3",
-            "adaptive_heun", "dopri8" (torchdiffeq; the input's and ``model.switch_times(t)`` are jump points).
+            "adaptive_heun", "dopri8" (torchdiffeq; where a grid input changes and ``model.switch_times(t)``
+            are jump points; torchdiffeq's dopri8 is less accurate than dopri5 at equal tolerances).
         gradient: "backprop" (autograd through the steps; fastest, memory ~ steps),
             "checkpoint" (the same gradients, memory ~ sqrt(steps): the one to use
             for long trials), or "adjoint" (continuous adjoint, memory ~ state x

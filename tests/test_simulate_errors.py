@@ -239,3 +239,10 @@ def test_a_step_longer_than_the_time_constant_warns_also_from_the_grid():
         warnings.simplefilter("error")
         nd.simulate(model, t, state0=torch.full((1, 8), 0.5), dt=0.005)  # sub-steps below tau: no warning
         nd.simulate(model, t, state0=torch.full((1, 8), 0.5), solver="dopri5")
+
+
+def test_too_many_steps_on_a_long_float32_grid_names_the_rounding():
+    """QA: t = linspace(0, 1000, 1000001) in float32 with dt=1e-3 needed 1466436 steps (rounded intervals of
+    0.98e-3 and 1.04e-3 split in two), and the error only advised a larger max_steps or dt."""
+    with pytest.raises(ValueError, match="in float32 the spacing of t is rounded.*model.double"):
+        nd.simulate(nd.RateRNN(2), torch.linspace(0, 1000, 1000001), dt=1e-3)

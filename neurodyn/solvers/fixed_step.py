@@ -125,9 +125,11 @@ def integrate_fixed(
     stepper, stages = STEPPERS[method]
     steps = schedule(t.tolist(), dt)
     if len(steps) > max_steps:
-        raise ValueError(
-            f"integration needs {len(steps)} steps but max_steps={max_steps}; pass a larger max_steps or a larger dt"
-        )
+        rounded = (" (in float32 the spacing of t is rounded, and intervals a little longer than dt take two "
+                   "steps: simulate in float64, model.double(), or step on the grid with dt=None)"
+                   if dt is not None and t.dtype == torch.float32 else "")
+        raise ValueError(f"integration needs {len(steps)} steps but max_steps={max_steps}; pass a larger max_steps "
+                         f"or a larger dt{rounded}")
     seg = max(1, math.isqrt(len(steps)))
     chunks = [steps[start:start + seg] for start in range(0, len(steps), seg)]
     noises = [None] * len(chunks)
