@@ -276,6 +276,7 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
                       "Euler: the gradient is only first order in dt and can be far off (17 % on a small tanh "
                       'network at dt = tau/20). Use gradient="checkpoint" (the exact gradient of the Euler run) or '
                       'solver="rk4"/"dopri5" with the adjoint', stacklevel=4)
+    _check_timescale(model)
     if dt is not None and dt > model.timescale:
         _warn_long_step(f"dt={dt:g}", model.timescale)
     elif dt is None and solver not in ADAPTIVE and len(t) > 1:
@@ -286,6 +287,17 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
         except NotImplementedError:
             pass  # a model without a timescale: simulate needs one only for dt, noise and anchors
     return dt, rtol, atol, noise_std, max_steps, anchor_dt
+
+
+def _check_timescale(model: Model) -> None:
+    """Refuse a time constant <= 0 (a trained one can step below 0): the dynamics would run away from rest."""
+    try:
+        timescale = model.timescale
+    except NotImplementedError:
+        return  # simulate needs one only for dt, noise and anchors
+    if not timescale > 0:
+        raise ValueError(f"the model's smallest time constant is {timescale:g}, not > 0 (a trained time constant can "
+                         "step below 0): reset it, or train with a smaller lr")
 
 
 def _warn_long_step(what: str, timescale: float) -> None:

@@ -246,3 +246,13 @@ def test_too_many_steps_on_a_long_float32_grid_names_the_rounding():
     0.98e-3 and 1.04e-3 split in two), and the error only advised a larger max_steps or dt."""
     with pytest.raises(ValueError, match="in float32 the spacing of t is rounded.*model.double"):
         nd.simulate(nd.RateRNN(2), torch.linspace(0, 1000, 1000001), dt=1e-3)
+
+
+def test_a_time_constant_trained_below_zero_is_refused():
+    """QA: one Adam step at lr 0.1 took STP's tau_x to -0.05, and simulate ran the runaway dynamics with only a
+    "dt larger than the time constant" warning."""
+    model = nd.STPRateRNN(3, learn_stp=True)
+    with torch.no_grad():
+        model.tau_x.fill_(-0.05)
+    with pytest.raises(ValueError, match="smallest time constant is -0.05, not > 0"):
+        nd.simulate(model, torch.linspace(0, 1, 11), dt=0.01)
