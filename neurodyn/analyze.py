@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--out {args.out!r} is a file; give a folder for the phase portrait")
         low, high = _bounds(model, spec.ranges)
         try:
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            if model.dim == 2:
+            if model.dim == 2:  # only a 2-D state gets a portrait, so only then is --out written
+                Path(args.out).mkdir(parents=True, exist_ok=True)
                 refuse_foreign(_portrait_path(args), is_neurodyn_png)
         except OSError as err:
             raise ValueError(f"--out {args.out!r}: {err.strerror or err}") from None

@@ -87,6 +87,12 @@ class Ensemble(Model):
     def __len__(self) -> int:
         return self.size
 
+    def trained_parts(self) -> dict[int, Tensor]:
+        """For each member :class:`~neurodyn.models.connectivity.Connectivity`: the id of its stacked raw weight
+        ``(K, n, n)`` and its stacked trained part ``M ⊙ S(W~)`` (what the weight penalties count)."""
+        return {id(self._stacked(f"{path}.weight")): self._vmap("trainable_part", within=f"{path}.")
+                for path, module in self._member.named_modules() if isinstance(module, Connectivity)}
+
     def _apply(self, fn: Callable, recurse: bool = True) -> Ensemble:  # .to(), .double(): move the member copy too
         self._member._apply(fn)
         return super()._apply(fn, recurse)
@@ -149,7 +155,8 @@ class Ensemble(Model):
 
     def _rows(self, x: Tensor, name: str) -> Tensor:
         if x.shape[0] % self.size:
-            name = "x (with x=None, state0: simulate feeds a zero input of its rows)" if name == "x" else name
+            if name == "x" and not x.any():  # likely simulate's zero input for x=None, made with state0's rows
+                name = "x (all zero: with x=None, simulate makes it with state0's rows)"
             raise ValueError(f"{name} has {x.shape[0]} rows but an Ensemble of K={self.size} networks needs K*B rows, "
                              "network-major (ens.tile(x) gives every network the same B trials), or 1 shared row; "
                              "functions that evaluate one state at a time (jacobian, find_fixed_points) need "

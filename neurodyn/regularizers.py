@@ -32,8 +32,9 @@ def _tensors(weights: Tensor | Iterable[Tensor] | nn.Module) -> list[Tensor]:
     if isinstance(weights, Tensor):
         return [weights]
     if isinstance(weights, nn.Module):
-        recurrent = {id(m.weight): m for m in weights.modules() if isinstance(m, Connectivity)}
-        found = [recurrent[id(p)].trainable_part if id(p) in recurrent else p
+        trained = (weights.trained_parts() if hasattr(weights, "trained_parts") else  # an Ensemble's, stacked
+                   {id(m.weight): m.trainable_part for m in weights.modules() if isinstance(m, Connectivity)})
+        found = [trained.get(id(p), p)
                  for name, p in weights.named_parameters() if p.requires_grad and p.dim() >= 2 and _is_weight(name)]
     else:
         found = list(weights)

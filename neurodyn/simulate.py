@@ -107,12 +107,12 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
                                                                      noise_std, max_steps, anchor_dt, generator)
     _check_parameters(model)
     switches = model.switch_times(t)
-    batch = _batch_size_of(state0)
+    batch = batch_size_of(state0)
     signal = as_input(x, t, model, batch)
     if batch is not None and signal.batch_size is not None and signal.batch_size not in (1, batch) and batch != 1:
         raise ValueError(f"x has batch size {signal.batch_size} but state0 has {batch}; give both the same B")
     batch = max(batch or 1, signal.batch_size or 1)
-    y0 = _initial_flat(model, state0, batch)
+    y0 = initial_flat(model, state0, batch)
     fused = model.euler_scan() if solver == "euler" and gradient != "adjoint" and not transforms_active() else None
     # a table of the drive for all times, except: the fused scan computes it per segment; the adjoint and the
     # checkpointed segments need gradients to reach the input weights from each step, not through one table
@@ -282,7 +282,8 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
     elif dt is None and solver not in ADAPTIVE and len(t) > 1:
         step = float((t[1:] - t[:-1]).max())
         try:
-            if step > model.timescale * (1 + 1e-5):  # (a grid of step tau is fine: not its rounding)
+            rounding = 8 * torch.finfo(t.dtype).eps * float(t.abs().max())  # a grid of step tau is fine
+            if step > model.timescale * (1 + 1e-5) + rounding:
                 _warn_long_step(f"the step of the grid t ({step:g}, the step when dt is None)", model.timescale)
         except NotImplementedError:
             pass  # a model without a timescale: simulate needs one only for dt, noise and anchors
@@ -316,7 +317,8 @@ def _check_parameters(model: Model) -> None:
             )
 
 
-def _batch_size_of(state0: Any) -> int | None:
+def batch_size_of(state0: Any) -> int | None:
+    """The trials of an initial state (flat ``(B, D)``, named or a dict), None when not given."""
     if state0 is None:
         return None
     if isinstance(state0, Tensor):
@@ -327,7 +329,8 @@ def _batch_size_of(state0: Any) -> int | None:
     return values[0].shape[0] if values and isinstance(values[0], Tensor) and values[0].dim() else None
 
 
-def _initial_flat(model: Model, state0: Any, batch: int) -> Tensor:
+def initial_flat(model: Model, state0: Any, batch: int) -> Tensor:
+    """``state0`` (or the model's initial state) as a checked flat ``(batch, D)`` tensor."""
     if state0 is None:
         return flatten(model.initial_state(batch))
     names = list(model.state_vars)

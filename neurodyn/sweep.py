@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import ArgumentTypeError
-from .files import write_atomic
+from .files import refuse_foreign, write_atomic
 
 BACKENDS = ("local", "ray")
 STATUS_COLUMNS = ("status", "error")  # the columns rows() adds after a config's and result's keys
@@ -532,20 +532,19 @@ def _check_table_path(path: Any, overwrite: bool = False) -> Path:
     if path.is_dir():
         raise ValueError(f"the CSV path {str(path)!r} is a folder; give a file path such as "
                          f"{str(path / 'results.csv')!r}")
-    if path.exists() and not overwrite and not _is_sweep_table(path):
-        raise FileExistsError(f"{str(path)!r} exists and is not a sweep table; pick another path for the CSV table "
-                              "(or pass overwrite=True to to_csv)")
+    if not overwrite:
+        refuse_foreign(path, _is_sweep_table)
     return path
 
 
 def _is_sweep_table(path: Path) -> bool:
-    """Whether ``path`` holds a table :meth:`SweepResult.to_csv` wrote (its header has the status columns)."""
+    """Whether ``path`` holds a table :meth:`SweepResult.to_csv` wrote (its header ends with the status columns)."""
     try:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    return all(column in header for column in STATUS_COLUMNS)
+    return tuple(header[-len(STATUS_COLUMNS):]) == STATUS_COLUMNS
 
 
 # --- command line ------------------------------------------------------------------------------

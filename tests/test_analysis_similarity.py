@@ -444,8 +444,9 @@ def test_condition_responses_from_per_trial_responses_and_array_window():
     with pytest.raises(ValueError, match="no time axis"):
         condition_responses(a, [0, 1, 0, 1, 2, 2], window=(0, 1))
     b = np.random.default_rng(1).standard_normal((4, 10, 3))
-    torch.testing.assert_close(condition_responses(b, [0, 1, 0, 1], window=np.array([2, 5])).responses,
-                               condition_responses(b, [0, 1, 0, 1], window=(2, 5)).responses)
+    for window in (np.array([2, 5]), torch.tensor([2.0, 5.0]), (torch.tensor(2.0), np.float32(5))):
+        torch.testing.assert_close(condition_responses(b, [0, 1, 0, 1], window=window).responses,
+                                   condition_responses(b, [0, 1, 0, 1], window=(2, 5)).responses)
     with pytest.raises(ValueError, match="strictly increasing"):
         condition_responses(b, [0, 1, 0, 1], window=(2, 5), t=np.arange(10)[::-1].copy())
     with pytest.raises(TypeError, match="conditions must be labels of one sortable kind"):

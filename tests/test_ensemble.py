@@ -378,5 +378,5 @@ def test_members_with_other_plain_timescales_are_refused_and_a_bad_state0_is_nam
     taus = [nd.Equations("dx/dt = -x/tau", params={"tau": tau}) for tau in (0.5, 0.02)]
     assert nd.Ensemble(taus).timescale == pytest.approx(0.02)  # derived from the tensors: per network
     ens = nd.Ensemble([nd.RateRNN(4) for _ in range(3)])
-    with pytest.raises(ValueError, match=r"x \(with x=None, state0.*\) has 4 rows"):
+    with pytest.raises(ValueError, match=r"x \(all zero: with x=None, simulate makes it with state0's rows\) has 4"):
         nd.simulate(ens, torch.linspace(0, 1, 11), None, torch.zeros(4, 4))

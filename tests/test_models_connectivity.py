@@ -206,3 +206,13 @@ def test_weight_penalties_of_a_model_count_only_the_synapses_its_mask_keeps():
     assert nd.l1_sparsity(model).item() == pytest.approx(expected.item())
     (g,) = torch.autograd.grad(nd.l2_weights(model), model.recurrent.weight)
     assert (g[model.recurrent.mask == 0] == 0).all()
+
+
+def test_weight_penalties_of_an_ensemble_equal_the_sum_over_its_networks():
+    torch.manual_seed(0)
+    networks = [nd.RateRNN(6, 2, 1, density=0.5, dtype=f64) for _ in range(3)]
+    ensemble = nd.Ensemble(networks)
+    for penalty in (nd.l1_sparsity, nd.l2_weights):
+        assert penalty(ensemble).item() == pytest.approx(sum(penalty(m).item() for m in networks))
+    (g,) = torch.autograd.grad(nd.l1_sparsity(ensemble), ensemble.stacked["recurrent__weight"])
+    assert (g[torch.stack([m.recurrent.mask for m in networks]) == 0] == 0).all()

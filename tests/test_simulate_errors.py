@@ -239,6 +239,8 @@ def test_a_step_longer_than_the_time_constant_warns_also_from_the_grid():
         warnings.simplefilter("error")
         nd.simulate(model, t, state0=torch.full((1, 8), 0.5), dt=0.005)  # sub-steps below tau: no warning
         nd.simulate(model, t, state0=torch.full((1, 8), 0.5), solver="dopri5")
+        # a float32 grid of step tau: its rounded steps (up to 0.0100002) are tau, not longer (review)
+        nd.simulate(nd.RateRNN(8, tau=0.01), torch.arange(0, 3, 0.01), state0=torch.full((1, 8), 0.5))
 
 
 def test_too_many_steps_on_a_long_float32_grid_names_the_rounding():

@@ -393,12 +393,15 @@ def test_tables_replace_their_own_csv_but_never_a_users_file(tmp_path, capsys):
     result = SweepResult([SweepRecord(config={"a": 1}, result={"y": 2}, status="ok")])
     mine = tmp_path / "mine.csv"
     mine.write_text("user,data\n")
-    with pytest.raises(FileExistsError, match="mine.csv' exists and is not a sweep table"):
+    with pytest.raises(FileExistsError, match="mine.csv' exists and was not written by neurodyn"):
         result.to_csv(mine)
     assert mine.read_text() == "user,data\n"
     table = result.to_csv(tmp_path / "table.csv")
     assert result.to_csv(table) == table  # a sweep rewrites its own table (a resumed run)
     assert result.to_csv(mine, overwrite=True) == mine and "status" in mine.read_text()
+    (tmp_path / "log.csv").write_text("status,error,when\nok,,today\n")  # status columns, but not a sweep's
+    with pytest.raises(FileExistsError):
+        result.to_csv(tmp_path / "log.csv")
     with pytest.raises(ValueError, match="is a folder"):
         result.to_csv(tmp_path)
     spec = tmp_path / "sweep.json"
@@ -406,7 +409,7 @@ def test_tables_replace_their_own_csv_but_never_a_users_file(tmp_path, capsys):
     precious = tmp_path / "precious.csv"
     precious.write_text("keep me\n")
     assert cli.main(["sweep", str(spec), "--max-workers", "1", "--csv", str(precious)]) == 2
-    assert "not a sweep table" in capsys.readouterr().err and precious.read_text() == "keep me\n"
+    assert "was not written by neurodyn" in capsys.readouterr().err and precious.read_text() == "keep me\n"
 
 
 def test_a_function_defined_in_python_c_is_refused_before_the_pool_starts(tmp_path):

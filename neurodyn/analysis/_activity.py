@@ -108,13 +108,11 @@ def condition_labels(source: Any, conditions: Any, batch: int) -> np.ndarray:
 
 def window_mask(window: Any, grid: Tensor) -> Tensor:
     """``(T,)`` bool: the samples of ``grid`` inside ``window = (t0, t1)``, which must lie in the trial."""
+    items = window.detach().cpu().reshape(-1).tolist() if isinstance(window, Tensor) else window
     try:
-        pair = np.asarray(window.detach().cpu() if isinstance(window, Tensor) else window, dtype=np.float64)
+        t0, t1 = (float(v) for v in items)  # numbers, 0-d tensors (on any device) or a 2-element array
     except (TypeError, ValueError):
-        pair = None
-    if pair is None or pair.shape != (2,):
-        raise ValueError(f"window must be a (t0, t1) pair of times; got {window!r}")
-    t0, t1 = (float(v) for v in pair)
+        raise ValueError(f"window must be a (t0, t1) pair of times; got {window!r}") from None
     if len(grid) > 1 and not bool((grid.diff() > 0).all()):
         raise ValueError("the time grid t must be strictly increasing to select a window; sort the samples by time")
     lo, hi = float(grid[0]), float(grid[-1])

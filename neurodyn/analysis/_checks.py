@@ -13,6 +13,7 @@ from torch import Tensor
 from ..errors import ArgumentTypeError
 from ..models.base import Model
 from ..state import flatten, state_dim
+from ._activity import as_float
 
 
 def check_model(model: Any, *, one_network: bool = False) -> Model:
@@ -65,10 +66,7 @@ def flat_states(model: Model, value: Any, name: str) -> Tensor:
 def _batched(value: Any, shape: tuple[int, ...], name: str) -> Tensor:
     """One state variable's value as ``(B, size)``: a single state (a number for a scalar variable, or the
     variable's own shape) is a batch of one."""
-    try:
-        value = value if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ArgumentTypeError(f"{name} must be numbers; got {type(value).__name__}") from None
+    value = value if isinstance(value, Tensor) else as_float(value, name)
     single = tuple(value.shape) == tuple(shape) or (value.numel() == 1 and math.prod(shape) == 1 and value.dim() <= 1)
     return value.reshape(1, -1) if single else value.reshape(value.shape[0] if value.dim() else 1, -1)
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..learning.losses import poisson_rate
 from ..models.base import Model
-from ..simulate import _batch_size_of, _initial_flat, simulate
+from ..simulate import batch_size_of, initial_flat, simulate
 from ..state import flatten
 from .recording import Recording
 
@@ -41,9 +41,10 @@ def synthetic_recording(
     (``noise_std``) and by their initial state: ``state0``, or the model's initial state
     plus ``init_std * N(0, 1)``. ``n_trials`` defaults to the trials of ``x`` or ``state0``.
     The recording's ``x (B, T, n_in)`` is the input the network received, sampled at
-    each ``t_k`` (zeros when ``x`` is None and ``n_in > 0``). Reproducible with ``generator`` (CPU).
+    each ``t_k`` (zeros when ``x`` is None and ``n_in > 0``; a callable ``x`` is called again at
+    each ``t_k``, so it should be deterministic). Reproducible with ``generator`` (CPU).
     """
-    given = {"x": _trials_of(x, t), "state0": _batch_size_of(state0)}
+    given = {"x": _trials_of(x, t), "state0": batch_size_of(state0)}
     given = {name: size for name, size in given.items() if size not in (None, 1)}
     if n_trials is None and len(set(given.values())) > 1:
         raise ValueError(f"x has {given['x']} trials but state0 has {given['state0']}; give both the same number "
@@ -62,7 +63,7 @@ def synthetic_recording(
         jitter = torch.randn(start.shape, generator=generator, dtype=start.dtype).to(start.device)
         state0 = start + init_std * jitter
     else:
-        state0 = _initial_flat(model, state0, batch)  # validated, a single state repeated for every trial
+        state0 = initial_flat(model, state0, batch)  # validated, a single state repeated for every trial
     noise = None
     if noise_std > 0:
         noise = torch.Generator(device=model.device).manual_seed(

@@ -240,7 +240,7 @@ def _callables(name: str, value: Any, signature: str) -> tuple[Callable, ...]:
 
 
 def _resume(path: Path, model: Model, opt: torch.optim.Optimizer, initial: Tensor | None,
-            generators: tuple[torch.Generator, torch.Generator], settings: dict[str, Any]) -> History:
+            generators: tuple[torch.Generator, torch.Generator], settings: dict[str, Any], steps: int) -> History:
     """Load the checkpoint ``path`` into the model, optimizer, learned initial state and generators.
 
     The run's ``settings`` must match the checkpoint's (:func:`_check_settings`). The learning rates given
@@ -248,6 +248,10 @@ def _resume(path: Path, model: Model, opt: torch.optim.Optimizer, initial: Tenso
     """
     state = load_checkpoint(path, map_location=model.device)
     _check_settings(path, state.get("settings"), settings)
+    done = len(state.get("history", {}).get("loss", ()))
+    if done > steps:  # checked before anything is loaded into the caller's model and optimizer
+        raise ValueError(f"checkpoint {str(path)!r} has already run {done} steps, more than steps={steps}; pass "
+                         f"steps >= {done} to continue it, or a new checkpoint path")
     rates = [group["lr"] for group in opt.param_groups]
     try:
         model.load_state_dict(state["model"])
@@ -390,10 +394,7 @@ def fit(
                 "simulate": sim}
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and path.exists():
-        history = _resume(path, model, opt, problem.initial, (generator, noise), settings)
-        if history.steps > steps:
-            raise ValueError(f"checkpoint {str(path)!r} has already run {history.steps} steps, more than "
-                             f"steps={steps}; pass steps >= {history.steps} to continue it, or a new checkpoint path")
+        history = _resume(path, model, opt, problem.initial, (generator, noise), settings, steps)
 
     def save() -> None:
         if path is not None:

@@ -34,7 +34,7 @@ def _masked_mean(values: Tensor, mask: Tensor | None, per_output: bool = True) -
     if mask.shape not in (steps + (1,), full):
         raise ValueError(f"mask must have shape {shapes} with (B, T)={tuple(steps)}; got {tuple(mask.shape)}")
     mask = mask.to(values.dtype)
-    if not torch.isfinite(mask).all() or (mask < 0).any():
+    if not bool((torch.isfinite(mask) & (mask >= 0)).all()):  # one device sync
         raise ValueError("mask must hold finite weights >= 0 (1 = counted, 0 = ignored); found a negative, NaN "
                          "or Inf entry")
     weights = mask.expand_as(values)

@@ -42,7 +42,7 @@ def connectivity(
         with ``order = np.concatenate(unit_blocks(...))``.
     """
     W = getattr(model, "W", model)
-    if not isinstance(W, (torch.Tensor, np.ndarray, list)):
+    if not isinstance(W, (torch.Tensor, np.ndarray, list, tuple)):
         raise TypeError(f"connectivity needs a model with an (n, n) tensor W, or the matrix itself; got "
                         f"{type(model).__name__} (for a wrapped or ensembled network, pass its matrix)")
     W = to_numpy(W).astype(float)
