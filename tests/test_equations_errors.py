@@ -116,3 +116,11 @@ def test_hostile_names_in_params_inputs_and_states():
         Equations("dx/dt = -x", inputs=("__import__",))
     with pytest.raises(ValueError, match=r"line 1: .*'_x' is not a valid name"):
         Equations("d_x/dt = -_x")
+
+
+@pytest.mark.parametrize("text", ["dx/dt = ~2", "dx/dt = 2 & 3", "dx/dt = x | 1"])
+def test_logical_operators_on_numbers_are_refused(text):
+    """QA: Python computed them bitwise: ~2 became -3 and 2 & 3 became 2."""
+    with pytest.raises(ValueError, match=r"& \| ~ combine comparisons"):
+        Equations(text, {})
+    Equations("dx/dt = where((x > 0) & ~(x > 1), 1.0, 0.0)", {})  # their use on comparisons stays

@@ -413,3 +413,35 @@ def test_trainable_time_constants_simulate_quietly_and_untrained_grad_tensors_wa
         nd.simulate(model, torch.linspace(0, 1, 5), state0=torch.zeros(1, 1))
     with pytest.warns(UserWarning, match=r"pass trainable=\['tau'\]"):  # was silently detached
         Equations("dx/dt = -x/tau", dict(tau=torch.tensor(0.5, requires_grad=True)))
+
+
+def test_hyperbolic_and_tan_functions_morris_lecar_against_solve_ivp():
+    """QA: Morris-Lecar's rate phi cosh((V - V3) / (2 V4)) could not be written (no cosh). Rinzel & Ermentrout
+    (1998) Hopf parameters at I = 90: a spiking trajectory, compared with scipy."""
+    from scipy.integrate import solve_ivp
+
+    text = """minf = 0.5*(1 + tanh((V - V1)/V2))
+winf = 0.5*(1 + tanh((V - V3)/V4))
+lam = phi*cosh((V - V3)/(2*V4))
+dV/dt = (I - gL*(V - VL) - gCa*minf*(V - VCa) - gK*w*(V - VK))/C
+dw/dt = lam*(winf - w)"""
+    p = dict(I=90.0, gL=2.0, VL=-60.0, gCa=4.4, VCa=120.0, gK=8.0, VK=-84.0, C=20.0, V1=-1.2, V2=18.0, V3=2.0,
+             V4=30.0, phi=0.04)
+    model = nd.Equations(text, p, dtype=torch.float64)
+
+    def field(_, y):
+        v, w = y
+        minf, winf = (0.5 * (1 + np.tanh((v - a) / b)) for a, b in ((p["V1"], p["V2"]), (p["V3"], p["V4"])))
+        lam = p["phi"] * np.cosh((v - p["V3"]) / (2 * p["V4"]))
+        return [(p["I"] - p["gL"] * (v - p["VL"]) - p["gCa"] * minf * (v - p["VCa"]) - p["gK"] * w * (v - p["VK"]))
+                / p["C"], lam * (winf - w)]
+
+    t = torch.linspace(0, 200, 201, dtype=torch.float64)
+    ours = nd.simulate(model, t, state0=torch.tensor([[-30.0, 0.1]], dtype=torch.float64), solver="dopri5",
+                       rtol=1e-10, atol=1e-10).flat()[0].numpy()
+    reference = solve_ivp(field, (0, 200), [-30, 0.1], t_eval=t.numpy(), rtol=1e-11, atol=1e-11).y.T
+    assert np.abs(ours - reference).max() < 1e-5
+    assert ours[:, 0].max() > 0 > ours[100:, 0].min()  # it spikes
+    tangent = nd.Equations("dx/dt = tan(x) - sinh(x)", {}, dtype=torch.float64)
+    torch.testing.assert_close(nd.jacobian(tangent, torch.tensor([[0.3]], dtype=torch.float64))[0, 0, 0],
+                               torch.tensor(1 / math.cos(0.3) ** 2 - math.cosh(0.3), dtype=torch.float64))

@@ -1,6 +1,6 @@
 """The function vocabulary of equation text, as sympy functions.
 
-``exp log sqrt abs tanh sin cos`` are sympy's own; ``sigmoid``, ``relu`` and
+``exp log sqrt abs tanh sin cos tan sinh cosh`` are sympy's own; ``sigmoid``, ``relu`` and
 ``softplus`` are defined here with their derivatives (so that symbolic
 Jacobians are exact), ``min``/``max`` are sympy's ``Min``/``Max`` and
 ``where(cond, a, b)`` is ``Piecewise((a, cond), (b, True))``. ``matmul`` is the
@@ -147,6 +147,9 @@ FUNCTIONS: dict[str, tuple[object, int | None]] = {
     "softplus": (softplus, 1),
     "sin": (sp.sin, 1),
     "cos": (sp.cos, 1),
+    "tan": (sp.tan, 1),
+    "sinh": (sp.sinh, 1),
+    "cosh": (sp.cosh, 1),
     "min": (sp.Min, None),
     "max": (sp.Max, None),
     "where": (where, 3),

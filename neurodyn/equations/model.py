@@ -35,7 +35,7 @@ class Equations(Model):
     the order of appearance); ``name = expr`` an auxiliary expression
     substituted into the lines below it; ``#`` starts a comment. Operators
     ``+ - * / ** ^ @``, comparisons, ``& | ~`` and the functions ``exp log
-    sqrt abs tanh sigmoid relu softplus sin cos min max where(cond, a, b)``;
+    sqrt abs tanh sigmoid relu softplus sin cos tan sinh cosh min max where(cond, a, b)``;
     ``t`` is time and ``pi`` the constant.
 
     Args:

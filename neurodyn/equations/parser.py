@@ -241,11 +241,27 @@ class _Checker(ast.NodeVisitor):
             self.fail(f"the constant {node.value!r} is not allowed; only real numbers are")
 
     def visit_BinOp(self, node: ast.BinOp) -> None:  # noqa: N802
+        if isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+            self._logical_operands(node.left, node.right)
         try:
             _constant_value(node)
         except OverflowError as err:
             self.fail(f"the constant {err} is beyond float64's range; write a smaller number")
         self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:  # noqa: N802
+        if isinstance(node.op, ast.Invert):
+            self._logical_operands(node.operand)
+        self.generic_visit(node)
+
+    def _logical_operands(self, *operands: ast.AST) -> None:
+        """``& | ~`` combine conditions: on numbers Python would compute bitwise (``~2`` is -3)."""
+        try:
+            numbers = [_constant_value(a) for a in operands]
+        except OverflowError:
+            numbers = [0.0]
+        if any(v is not None for v in numbers):
+            self.fail("& | ~ combine comparisons (e.g. (x > 0) & (y < 1)), not numbers")
 
     def visit_Name(self, node: ast.Name) -> None:  # noqa: N802
         name = node.id
