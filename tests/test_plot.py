@@ -312,3 +312,19 @@ def test_trajectories_of_a_numpy_array():
     paths = [line.get_xydata() for line in ax.get_lines() if line.get_gid() == "trajectory"]
     assert len(paths) == 4 and paths[0].shape == (50, 2)
     plt.close("all")
+
+
+def test_spectrum_and_bifurcation_arguments_are_named():
+    """QA: index=1.5 raised IndexError, a list of FixedPoints AttributeError, var='x' a bare TypeError."""
+    model = nd.Equations("dx/dt = -x + y\ndy/dt = -2*y", {}, dtype=torch.float64)
+    fps = nd.find_fixed_points(model, torch.randn(3, 2, dtype=torch.float64))
+    for index in (1.5, "a"):
+        with pytest.raises(TypeError, match="index must be an int"):
+            plot.eigenspectrum(fps, index=index)
+    with pytest.raises(TypeError, match="fps must be a FixedPoints"):
+        plot.eigenspectrum([fps])
+    cubic = nd.Equations("dx/dt = mu + x - x**3/3", {"mu": 0.0}, dtype=torch.float64)
+    branch = nd.continuation(cubic, "mu", (-1.0, 1.0), init=torch.tensor([-1.5], dtype=torch.float64))
+    with pytest.raises(TypeError, match="var must be an int"):
+        plot.bifurcation(branch, var="x")
+    plt.close("all")

@@ -37,6 +37,8 @@ def bifurcation(branch: Any, var: int = 0, *, ax: Any = None, color: str = "blac
     states = to_numpy(branch.states).astype(float)
     states = states.reshape(len(params), -1)
     stable = to_numpy(branch.stable).astype(bool).reshape(-1)
+    if isinstance(var, bool) or not isinstance(var, (int, np.integer)):
+        raise TypeError(f"var must be an int, the index of a flat state component; got {var!r}")
     if not 0 <= var < states.shape[1]:
         raise ValueError(f"var must index a state component in [0, {states.shape[1]}); got {var}")
     if len(params) < 2:

@@ -24,11 +24,17 @@ def eigenspectrum(fps: Any, *, index: int | list[int] | None = None, ax: Any = N
     Returns:
         The Axes; one ``PathCollection`` per fixed point, with gid ``"eigenvalues"``.
     """
+    if not hasattr(fps, "eigvals"):
+        raise TypeError(f"fps must be a FixedPoints (one network's; of an Ensemble's list, pass one element); got "
+                        f"{type(fps).__name__}")
     eigvals = np.atleast_2d(to_numpy(fps.eigvals))
     stable = np.atleast_1d(to_numpy(fps.is_stable)).astype(bool)
     if eigvals.shape[0] == 0:
         raise ValueError("fps holds no fixed points; nothing to plot (find_fixed_points found none)")
     chosen = range(eigvals.shape[0]) if index is None else np.atleast_1d(index).tolist()
+    for k in chosen:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"index must be an int or a list of ints (fixed-point indices); got {index!r}")
     ax = axes(ax)
     for k in chosen:
         if not 0 <= k < eigvals.shape[0]:
