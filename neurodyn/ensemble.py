@@ -87,6 +87,9 @@ class Ensemble(Model):
     def __len__(self) -> int:
         return self.size
 
+    def check_parameters(self) -> None:
+        self._each("check_parameters")
+
     def trained_parts(self) -> dict[int, Tensor]:
         """For each member :class:`~neurodyn.models.connectivity.Connectivity`: the id of its stacked raw weight
         ``(K, n, n)`` and its stacked trained part ``M ⊙ S(W~)`` (what the weight penalties count)."""

@@ -106,6 +106,7 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
     dt, rtol, atol, noise_std, max_steps, anchor_dt = _check_options(model, t, solver, dt, gradient, rtol, atol,
                                                                      noise_std, max_steps, anchor_dt, generator)
     _check_parameters(model)
+    model.check_parameters()
     switches = model.switch_times(t)
     batch = batch_size_of(state0)
     signal = as_input(x, t, model, batch)

@@ -196,3 +196,18 @@ def test_hebbian_learnable_per_synapse_eta_and_mask():
         nd.HebbianRNN(n, eta=torch.ones(2, 2))
     with pytest.raises(ValueError, match="tau_A"):
         nd.HebbianRNN(n, tau_A=-1.0)
+
+
+def test_a_trained_u_outside_its_range_is_refused():
+    """QA: one Adam step at lr 0.1 took U from 0.9 to 1.22, and u then exceeded 1 (issue 3 keeps u, x in [0, 1])."""
+    model = nd.STPRateRNN(3, learn_stp=True, U=0.9)
+    with torch.no_grad():
+        model.U.fill_(1.22)
+    t = torch.linspace(0, 1, 11)
+    with pytest.raises(ValueError, match=r"U must be in \(0, 1\].*clamp it"):
+        nd.simulate(model, t, dt=0.01)
+    with pytest.raises(ValueError, match=r"U must be in \(0, 1\]"):
+        nd.simulate(nd.Ensemble([nd.STPRateRNN(3, learn_stp=True), model]), t, dt=0.01)
+    with torch.no_grad():
+        model.U.clamp_(1e-3, 1)
+    assert nd.simulate(model, t, torch.zeros(1, 0), torch.ones(1, 9), dt=0.01)["u"].max() <= 1

@@ -115,6 +115,10 @@ class Model(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} defines no timescale: add a property `timescale` returning "
                                   "its smallest time constant (simulate needs it for dt checks, noise and anchors)")
 
+    def check_parameters(self) -> None:
+        """Raise ValueError when a parameter is outside the range its equations need (a trained one can step
+        out of it); ``simulate`` calls this once per run. Default: no constraint beyond finiteness."""
+
     def state_tau(self) -> Tensor:
         """Time constant of each flat state dimension ``(D,)``.
 

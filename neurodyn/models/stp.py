@@ -37,7 +37,8 @@ class STPRateRNN(RateRNN):
     with growing amplitude (r+ = 250 Hz, dt = 0.01 s). These rates grow with ``r+``, so
     :attr:`timescale` (``min(tau, tau_u, tau_x)``, state-independent) does not bound
     them: keep ``dt <= 1 / (1/min(tau_u, tau_x) + max r+)``, which bounds both, or use
-    an adaptive solver. Nothing is clamped.
+    an adaptive solver. Nothing is clamped; ``simulate`` refuses a ``U`` outside (0, 1]
+    (:meth:`check_parameters`; a trained ``U`` can step out of it).
 
     Noise: ``simulate(noise_std=...)`` adds noise to ``r`` only; the resource
     fractions ``u``, ``x`` take none (:meth:`state_noise` is 0 there).
@@ -60,10 +61,16 @@ class STPRateRNN(RateRNN):
         self.state_vars = {"r": n, "u": n, "x": n}
         shapes = ((), (n,))
         register_tensor(self, "U", U, trainable=learn_stp, positive=True, shapes=shapes, dtype=self.dtype)
-        if (self.U > 1).any():
-            raise ValueError(f"U must be in (0, 1]; got {U!r}")
         for name, value in (("tau_u", tau_u), ("tau_x", tau_x)):
             register_tensor(self, name, value, trainable=learn_stp, positive=True, shapes=shapes, dtype=self.dtype)
+        self.check_parameters()
+
+    def check_parameters(self) -> None:
+        """``U`` must lie in (0, 1] (else ``u`` leaves [0, 1]); a trained ``U`` can step out of it."""
+        U = self.U.detach()
+        if not bool(((U > 0) & (U <= 1)).all()):
+            raise ValueError(f"U must be in (0, 1], else u leaves [0, 1]; got {U.flatten().tolist()[:8]} (a trained "
+                             "U can step out: clamp it, e.g. model.U.data.clamp_(1e-3, 1), or train with a smaller lr)")
 
     def initial_state(self, batch_size: int = 1) -> Any:
         r = torch.zeros(batch_size, self.n, device=self.device, dtype=self.dtype)
