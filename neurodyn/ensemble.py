@@ -88,7 +88,8 @@ class Ensemble(Model):
         return self.size
 
     def check_parameters(self) -> None:
-        self._each("check_parameters")
+        if type(self._member).check_parameters is not Model.check_parameters:  # (each call swaps K tensor sets)
+            self._each("check_parameters")
 
     def trained_parts(self) -> dict[int, Tensor]:
         """For each member :class:`~neurodyn.models.connectivity.Connectivity`: the id of its stacked raw weight
@@ -255,6 +256,8 @@ class Ensemble(Model):
 
     @property
     def timescale(self) -> float:
+        if self._batched_rate_rnn and type(self._member).timescale is RateRNN.timescale:  # the smallest tau of all
+            return float(self._stacked("tau").detach().min())
         return min(float(v) for v in self._each("timescale"))
 
     def state_tau(self) -> Tensor:

@@ -277,29 +277,30 @@ def _check_options(model, t, solver, dt, gradient, rtol, atol, noise_std, max_st
                       "Euler: the gradient is only first order in dt and can be far off (17 % on a small tanh "
                       'network at dt = tau/20). Use gradient="checkpoint" (the exact gradient of the Euler run) or '
                       'solver="rk4"/"dopri5" with the adjoint', stacklevel=4)
-    _check_timescale(model)
-    if dt is not None and dt > model.timescale:
-        _warn_long_step(f"dt={dt:g}", model.timescale)
-    elif dt is None and solver not in ADAPTIVE and len(t) > 1:
-        step = float((t[1:] - t[:-1]).max())
-        try:
-            rounding = 8 * torch.finfo(t.dtype).eps * float(t.abs().max())  # a grid of step tau is fine
-            if step > model.timescale * (1 + 1e-5) + rounding:
-                _warn_long_step(f"the step of the grid t ({step:g}, the step when dt is None)", model.timescale)
-        except NotImplementedError:
-            pass  # a model without a timescale: simulate needs one only for dt, noise and anchors
+    _check_step(model, t, solver, dt)
     return dt, rtol, atol, noise_std, max_steps, anchor_dt
 
 
-def _check_timescale(model: Model) -> None:
-    """Refuse a time constant <= 0 (a trained one can step below 0): the dynamics would run away from rest."""
+def _check_step(model: Model, t: Tensor, solver: str, dt: float | None) -> None:
+    """Refuse a time constant <= 0 (a trained one can step below 0: the dynamics would run away from rest), and
+    warn when the step (``dt``, or the grid's with ``dt=None``) is longer than the smallest one."""
     try:
-        timescale = model.timescale
+        timescale = model.timescale  # read once: an Ensemble's asks each of its networks
     except NotImplementedError:
-        return  # simulate needs one only for dt, noise and anchors
+        if dt is not None:
+            raise  # simulate needs it for dt (and for noise and anchors), not for a grid
+        return
     if not timescale > 0:
         raise ValueError(f"the model's smallest time constant is {timescale:g}, not > 0 (a trained time constant can "
                          "step below 0): reset it, or train with a smaller lr")
+    if dt is not None:
+        if dt > timescale:
+            _warn_long_step(f"dt={dt:g}", timescale)
+    elif solver not in ADAPTIVE and len(t) > 1:
+        step = float((t[1:] - t[:-1]).max())
+        rounding = 8 * torch.finfo(t.dtype).eps * float(t.abs().max())  # a grid of step tau is fine
+        if step > timescale * (1 + 1e-5) + rounding:
+            _warn_long_step(f"the step of the grid t ({step:g}, the step when dt is None)", timescale)
 
 
 def _warn_long_step(what: str, timescale: float) -> None:
