@@ -149,7 +149,6 @@ def _save_portrait(model: Equations, fps, x: torch.Tensor, x_range, y_range, pat
 
     from .plot import phase_portrait
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     ax = phase_portrait(model, x_range, y_range, x=x, fixed_points=fps)
     try:
         save_png(path, ax.figure)

@@ -20,7 +20,7 @@ from .solvers.leaves import Leaves
 from .state import flatten, flattener, state_dim, unflatten, unflattener
 from .trajectory import Trajectory
 from .transforms import transforms_active, vmap_active
-from .validation import as_int, as_real
+from .validation import as_int, as_real, rounding
 
 SOLVERS = (*STEPPERS, *ADAPTIVE)
 GRADIENTS = ("backprop", "checkpoint", "adjoint")
@@ -106,7 +106,6 @@ def _integrate(model: Model, t: Any, x: Any, state0: Any, *, solver: str, dt: An
     dt, rtol, atol, noise_std, max_steps, anchor_dt = _check_options(model, t, solver, dt, gradient, rtol, atol,
                                                                      noise_std, max_steps, anchor_dt, generator)
     _check_parameters(model)
-    model.check_parameters()
     switches = model.switch_times(t)
     batch = batch_size_of(state0)
     signal = as_input(x, t, model, batch)
@@ -298,8 +297,7 @@ def _check_step(model: Model, t: Tensor, solver: str, dt: float | None) -> None:
             _warn_long_step(f"dt={dt:g}", timescale)
     elif solver not in ADAPTIVE and len(t) > 1:
         step = float((t[1:] - t[:-1]).max())
-        rounding = 8 * torch.finfo(t.dtype).eps * float(t.abs().max())  # a grid of step tau is fine
-        if step > timescale * (1 + 1e-5) + rounding:
+        if step > timescale * (1 + 1e-5) + rounding(t):  # a grid of step tau is fine, whatever its rounding
             _warn_long_step(f"the step of the grid t ({step:g}, the step when dt is None)", timescale)
 
 
@@ -309,14 +307,16 @@ def _warn_long_step(what: str, timescale: float) -> None:
 
 
 def _check_parameters(model: Model) -> None:
+    """Every floating parameter and buffer finite, then the model's own ranges (:meth:`Model.check_parameters`)."""
     tensors = [(n, p) for n, p in (*model.named_parameters(), *model.named_buffers()) if torch.is_floating_point(p)]
-    if not tensors or torch.isfinite(torch.stack([p.detach().sum() for _, p in tensors])).all():
-        return  # one sync for all: a NaN or Inf anywhere makes its tensor's sum non-finite
-    for name, p in tensors:
-        if not torch.isfinite(p).all():
-            raise ValueError(
-                f"model parameter {name!r} contains NaN or Inf; re-initialize it or lower the learning rate"
-            )
+    # one sync for all: a NaN or Inf anywhere makes its tensor's sum non-finite
+    if tensors and not torch.isfinite(torch.stack([p.detach().sum() for _, p in tensors])).all():
+        for name, p in tensors:
+            if not torch.isfinite(p).all():
+                raise ValueError(
+                    f"model parameter {name!r} contains NaN or Inf; re-initialize it or lower the learning rate"
+                )
+    model.check_parameters()
 
 
 def batch_size_of(state0: Any) -> int | None:

@@ -121,8 +121,8 @@ class SweepResult:
     def to_csv(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write :meth:`rows` as CSV (atomically); lists and dicts are written as JSON text.
 
-        An existing file is replaced when it is a sweep table (its header has the status and error
-        columns), as a resumed sweep rewrites its own; any other file only with ``overwrite=True``.
+        An existing file is replaced when it is a sweep table (its header ends with the status and
+        error columns), as a resumed sweep rewrites its own; any other file only with ``overwrite=True``.
         """
         path = _check_table_path(path, overwrite)
         rows = self.rows()

@@ -85,3 +85,11 @@ def float_dtype(value: Any) -> torch.dtype | None:
     if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
         return torch.from_numpy(np.empty(0, dtype=value.dtype)).dtype
     return None
+
+
+def rounding(values: Tensor | np.ndarray) -> float:
+    """How far the entries of a float array may be from the numbers they stand for, ``8 eps max|values|``
+    (0 for an integer array): the slack for comparing times and spans computed from them."""
+    if isinstance(values, Tensor):
+        return 8 * torch.finfo(values.dtype).eps * float(values.abs().max()) if values.is_floating_point() else 0.0
+    return 8 * np.finfo(values.dtype).eps * float(np.abs(values).max()) if values.dtype.kind == "f" else 0.0

@@ -300,5 +300,8 @@ def test_a_dict_init_may_hold_plain_numbers():
                                dtype=D64)
     branch = nd.continuation(brusselator, "b", (1.0, 3.0), init={"x": 1.0, "y": 1.0})
     assert [(b.kind, round(b.param, 6)) for b in branch.bifurcations] == [("hopf", 2.0)]  # b = 1 + a^2
-    assert nd.jacobian(brusselator, {"x": 1.0, "y": 1.0}).shape == (1, 2, 2)
-    assert nd.jacobian(brusselator, {"x": [1.0, 2.0], "y": [1.0, 1.0]}).shape == (2, 2, 2)
+    # J = [[-(b+1) + 2xy, x^2], [b - 2xy, -x^2]] at a = b = 1: one state, then a batch of two
+    torch.testing.assert_close(nd.jacobian(brusselator, {"x": 1.0, "y": 1.0}),
+                               torch.tensor([[[0.0, 1.0], [-1.0, -1.0]]], dtype=D64))
+    torch.testing.assert_close(nd.jacobian(brusselator, {"x": [1.0, 2.0], "y": [1.0, 1.0]}),
+                               torch.tensor([[[0.0, 1.0], [-1.0, -1.0]], [[2.0, 4.0], [-3.0, -4.0]]], dtype=D64))

@@ -93,7 +93,8 @@ def dprime(
     b = _window_average(b.to(device=a.device, dtype=torch.float64), t, window, "activity_b")
     mean_a, mean_b = a.mean(0), b.mean(0)
     scale = mean_a.abs() + mean_b.abs()  # differences and spreads below its rounding count as zero
-    diff = torch.where(rounding_only(mean_a.sub(mean_b).abs(), scale), 0.0, mean_a - mean_b)
+    diff = mean_a - mean_b
+    diff = torch.where(rounding_only(diff.abs(), scale), 0.0, diff)
     pooled = ((a.var(0) + b.var(0)) / 2).sqrt()
     flat = rounding_only(pooled, scale)
     separated = torch.where(diff == 0, 0.0, torch.sign(diff) * math.inf)

@@ -249,13 +249,13 @@ def _columnwise_pearson(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _pearson(a: Tensor, b: Tensor, what: str) -> Tensor:
-    raw = a.norm(), b.norm()
+    raw_a, raw_b = a.norm(), b.norm()
     a, b = a - a.mean(), b - b.mean()
-    denom = a.norm() * b.norm()
-    if rounding_only(a.norm(), raw[0]) or rounding_only(b.norm(), raw[1]):
+    norm_a, norm_b = a.norm(), b.norm()
+    if rounding_only(norm_a, raw_a) or rounding_only(norm_b, raw_b):
         raise ValueError(f"{what} are constant, so their correlation is undefined; give responses that differ "
                          "between conditions")
-    return (a @ b) / denom
+    return (a @ b) / (norm_a * norm_b)
 
 
 def _rank(x: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
 from ..errors import ArgumentTypeError
 from ..files import write_atomic
+from ..validation import rounding
 from .recording import Recording
 
 MODULE = "neurodyn"
@@ -74,11 +75,6 @@ def _check_spans(starts: np.ndarray, stops: np.ndarray, edges: np.ndarray, slack
                          "(or leave stop_time out)")
 
 
-def _rounding(values: np.ndarray) -> float:
-    """How far a float array's entries may be from the numbers they stand for (0 for integers)."""
-    return 8 * np.finfo(values.dtype).eps * float(np.abs(values).max()) if values.dtype.kind == "f" else 0.0
-
-
 def _histogram(spikes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Spike counts ``(B, T)`` in the bins ``edges (B, T + 1)`` of each trial, as ``np.histogram``
     counts them: half-open bins ``[e_k, e_k+1)`` except the last, which includes its right edge."""
@@ -122,8 +118,8 @@ def save_nwb(
     batch = recording.n_trials
     starts = trials.get("start_time", np.arange(batch) * duration).astype(np.float64)
     stops = trials.get("stop_time", starts + duration).astype(np.float64)
-    slack = 1e-3 * (edges[-1] - edges[-2]) + _rounding(grid) + sum(_rounding(trials[k]) for k in RESERVED
-                                                                   if k in trials)
+    slack = 1e-3 * (edges[-1] - edges[-2]) + rounding(grid) + sum(rounding(trials[k]) for k in RESERVED
+                                                                 if k in trials)
     _check_spans(starts, stops, edges, slack)
     _check_disjoint(starts, edges)
     times = _session_times(starts, t)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentTypeError
+from ..validation import rounding
 
 
 def _as_tensor(name: str, value: Any) -> Tensor | None:
@@ -46,7 +47,7 @@ def uniform_step(t: Tensor) -> float | None:
     """The step of the uniform grid ``t``, or None when its steps differ by more than rounding."""
     steps = t[1:] - t[:-1]
     width = float(steps[0])
-    slack = 1e-3 * abs(width) + 8 * torch.finfo(t.dtype).eps * float(t.abs().max())
+    slack = 1e-3 * abs(width) + rounding(t)
     return width if width > 0 and float((steps - width).abs().max()) <= slack else None
 
 

@@ -83,8 +83,7 @@ class _TaskData:
 
     def fingerprint(self) -> tuple:
         """What identifies the training data: the task's class and its fixed evaluation batch."""
-        b = self.validation
-        return type(self.task).__name__, tuple(b.x.shape), float(b.x.double().sum()), float(b.y.double().sum())
+        return type(self.task).__name__, _summary(self.validation.x, self.validation.y)
 
     def _move(self, batch: TaskBatch) -> TaskBatch:
         return batch.to(self.model.device, self.model.dtype)
@@ -154,10 +153,8 @@ class _RecordingData:
             self.initial = torch.nn.Parameter(start)
 
     def fingerprint(self) -> tuple:
-        """What identifies the training data: the recording's shapes and sums, and the held-out trials."""
-        arrays = (self.rec.t, self.rec.rates, self.rec.counts, self.rec.x)
-        return (tuple(tuple(a.shape) for a in arrays if a is not None),
-                tuple(float(a.double().sum()) for a in arrays if a is not None), self.held_out.tolist())
+        """What identifies the training data: the recording's arrays and the held-out trials."""
+        return _summary(self.rec.t, self.rec.rates, self.rec.counts, self.rec.x), self.held_out.tolist()
 
     def _trials(self, index: Tensor) -> tuple:
         index = index.to(self.rec.t.device)
@@ -190,6 +187,11 @@ class _RecordingData:
             warnings.warn(f"R^2 is undefined (NaN) for neurons {torch.nonzero(constant).flatten().tolist()}: their "
                           "held-out rates do not vary (e.g. no spikes); the mean R^2 leaves them out", stacklevel=4)
         return {"r2": float(r2.nanmean()), "val_loss": float(value), "_r2": r2}
+
+
+def _summary(*arrays: Tensor | None) -> tuple:
+    """The shape and sum of each given array: enough to tell data sets apart in a checkpoint."""
+    return tuple((tuple(a.shape), float(a.double().sum())) for a in arrays if a is not None)
 
 
 def _check_fit_args(steps: Any, lr: Any, loss: str, batch_size: Any, grad_clip: Any, every: dict[str, Any]) -> None:

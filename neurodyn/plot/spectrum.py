@@ -35,10 +35,10 @@ def eigenspectrum(fps: Any, *, index: int | list[int] | None = None, ax: Any = N
     for k in chosen:
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"index must be an int or a list of ints (fixed-point indices); got {index!r}")
-    ax = axes(ax)
-    for k in chosen:
         if not 0 <= k < eigvals.shape[0]:
             raise ValueError(f"index {k} is out of range for {eigvals.shape[0]} fixed points")
+    ax = axes(ax)
+    for k in chosen:
         lam = eigvals[k]
         color = f"C{k % 10}"
         ax.scatter(lam.real, lam.imag, s=18, gid="eigenvalues", label=f"fixed point {k}",
